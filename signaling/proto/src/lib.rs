@@ -1,0 +1,537 @@
+//! Portal's signaling protocol: the JSON messages that browsers, kiosks and the rooms
+//! server exchange over one WebSocket at `/ws`.
+//!
+//! Every frame is a JSON text frame holding one object whose `type` names the message
+//! (`#[serde(tag = "type")]`), with camelCase names throughout. The first message a client
+//! sends is [`ClientMessage::Hello`] carrying [`PROTOCOL_VERSION`]; a server that speaks
+//! another version answers [`ErrorCode::UnsupportedProtocol`] and closes.
+//!
+//! This crate holds types and pure validation only (serde, no I/O), so the server, the
+//! kiosk and the generated TypeScript in `signaling/web/src/gen/` all agree on one
+//! definition. Times on the wire are milliseconds since the Unix epoch as numbers, the
+//! same unit as JavaScript's `Date.now()`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate describes. Bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest room name, in bytes (room names are ASCII).
+pub const MAX_ROOM_NAME_LEN: usize = 64;
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME_LEN: usize = 64;
+/// Longest password accepted, in bytes.
+pub const MAX_PASSWORD_LEN: usize = 256;
+/// Longest direct video URL accepted for watch-together, in bytes.
+pub const MAX_VIDEO_URL_LEN: usize = 2048;
+/// Slowest and fastest watch-together playback rates.
+pub const WATCH_RATE_RANGE: (f64, f64) = (0.25, 4.0);
+
+/// A peer's id, unique on one server for the life of the process. Kiosks compare ids
+/// to decide who offers (the lower id), so ids are numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(type = "number"))]
+#[serde(transparent)]
+pub struct PeerId(pub u64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What kind of client a peer is. The offer rule depends on it: a browser always offers
+/// to a kiosk; between browsers the newcomer offers; between kiosks the lower id offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Browser,
+    Kiosk,
+}
+
+/// Messages a client sends to the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ClientMessage {
+    /// First message on a connection.
+    Hello {
+        protocol: u32,
+        name: String,
+        role: Role,
+    },
+    /// Enter a room, creating it when it does not exist. A password given when creating
+    /// protects the room from then on.
+    Join {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        password: Option<String>,
+    },
+    /// Leave the current room; the connection stays open.
+    Leave,
+    /// Relay `data` to one peer in the same room.
+    Signal { to: PeerId, data: SignalData },
+    /// Replace the room's watch-together state.
+    Watch { state: WatchState },
+    /// Clock probe; answered with [`ServerMessage::Pong`].
+    Ping { id: u64, client_time: f64 },
+}
+
+/// Messages the server sends to a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ServerMessage {
+    /// Answer to a valid `hello`.
+    Welcome {
+        protocol: u32,
+        peer_id: PeerId,
+        server_time: f64,
+        ice_servers: Vec<IceServer>,
+    },
+    /// You are in `room`; `peers` are the others already there.
+    Joined {
+        room: String,
+        peer_id: PeerId,
+        peers: Vec<PeerInfo>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        watch: Option<WatchSnapshot>,
+        /// Grants access to the room's shared document at `/yjs/{room}?token=...`.
+        doc_token: String,
+    },
+    /// Answer to `leave`.
+    Left {
+        room: String,
+    },
+    PeerJoined {
+        peer: PeerInfo,
+    },
+    PeerLeft {
+        peer_id: PeerId,
+    },
+    /// `data` relayed verbatim from peer `from`.
+    Signal {
+        from: PeerId,
+        data: SignalData,
+    },
+    /// The room's watch-together state changed (or was set by `by`).
+    Watch {
+        state: WatchState,
+        server_time: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        by: Option<PeerId>,
+    },
+    Pong {
+        id: u64,
+        client_time: f64,
+        server_time: f64,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Typed error codes. The connection stays usable after every code except
+/// `unsupportedProtocol`, `idleTimeout`, `serverFull` and `shuttingDown`, which the
+/// server follows with a close frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Malformed JSON, an unknown message type, or a field out of range.
+    BadRequest,
+    UnsupportedProtocol,
+    /// A message other than `hello` before `hello`, or a second `hello`.
+    HelloRequired,
+    AlreadyHello,
+    NotInRoom,
+    AlreadyInRoom,
+    InvalidRoomName,
+    InvalidName,
+    RoomFull,
+    WrongPassword,
+    UnknownPeer,
+    TooLarge,
+    RateLimited,
+    IdleTimeout,
+    ServerFull,
+    TooManyRooms,
+    ShuttingDown,
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order (for metrics and docs).
+    pub const ALL: [ErrorCode; 18] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UnsupportedProtocol,
+        ErrorCode::HelloRequired,
+        ErrorCode::AlreadyHello,
+        ErrorCode::NotInRoom,
+        ErrorCode::AlreadyInRoom,
+        ErrorCode::InvalidRoomName,
+        ErrorCode::InvalidName,
+        ErrorCode::RoomFull,
+        ErrorCode::WrongPassword,
+        ErrorCode::UnknownPeer,
+        ErrorCode::TooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::IdleTimeout,
+        ErrorCode::ServerFull,
+        ErrorCode::TooManyRooms,
+        ErrorCode::ShuttingDown,
+        ErrorCode::Internal,
+    ];
+
+    /// The camelCase name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "badRequest",
+            ErrorCode::UnsupportedProtocol => "unsupportedProtocol",
+            ErrorCode::HelloRequired => "helloRequired",
+            ErrorCode::AlreadyHello => "alreadyHello",
+            ErrorCode::NotInRoom => "notInRoom",
+            ErrorCode::AlreadyInRoom => "alreadyInRoom",
+            ErrorCode::InvalidRoomName => "invalidRoomName",
+            ErrorCode::InvalidName => "invalidName",
+            ErrorCode::RoomFull => "roomFull",
+            ErrorCode::WrongPassword => "wrongPassword",
+            ErrorCode::UnknownPeer => "unknownPeer",
+            ErrorCode::TooLarge => "tooLarge",
+            ErrorCode::RateLimited => "rateLimited",
+            ErrorCode::IdleTimeout => "idleTimeout",
+            ErrorCode::ServerFull => "serverFull",
+            ErrorCode::TooManyRooms => "tooManyRooms",
+            ErrorCode::ShuttingDown => "shuttingDown",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Whether the server closes the connection after sending this code.
+    pub fn is_fatal(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::UnsupportedProtocol
+                | ErrorCode::IdleTimeout
+                | ErrorCode::ServerFull
+                | ErrorCode::ShuttingDown
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Another peer as seen from inside a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct PeerInfo {
+    pub id: PeerId,
+    pub name: String,
+    pub role: Role,
+}
+
+/// One `RTCIceServer` entry, in the shape the browser's `RTCPeerConnection` takes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub credential: Option<String>,
+}
+
+/// What `signal` carries between two peers: a session description or an ICE candidate.
+/// On the wire: `{"sdp": {"type": "offer", "sdp": "v=0..."}}` or `{"candidate": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum SignalData {
+    Sdp(SessionDescription),
+    Candidate(IceCandidate),
+}
+
+/// `RTCSessionDescriptionInit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct SessionDescription {
+    #[serde(rename = "type")]
+    #[cfg_attr(test, ts(rename = "type"))]
+    pub kind: SdpType,
+    pub sdp: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum SdpType {
+    Offer,
+    Answer,
+    Pranswer,
+    Rollback,
+}
+
+/// `RTCIceCandidateInit`. An empty `candidate` marks the end of candidates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub sdp_mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub sdp_m_line_index: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub username_fragment: Option<String>,
+}
+
+/// The room's watch-together state: what plays, and where it stood at a server time.
+/// A client computes the position now as
+/// `position + (serverNow - serverTime) / 1000 * rate` while `playing`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct WatchState {
+    pub source: Option<VideoSource>,
+    pub playing: bool,
+    /// Seconds into the video at the accompanying server time.
+    pub position: f64,
+    pub rate: f64,
+}
+
+/// A watch state with the server time it refers to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct WatchSnapshot {
+    pub state: WatchState,
+    pub server_time: f64,
+}
+
+/// What a room watches together.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum VideoSource {
+    /// A YouTube video, played through the official IFrame player.
+    Youtube { video_id: String },
+    /// A direct `http(s)` URL of an mp4 or webm file.
+    Url { url: String },
+}
+
+/// Why a value from a client was refused. Each maps to one [`ErrorCode`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalid {
+    RoomName(&'static str),
+    DisplayName(&'static str),
+    Password(&'static str),
+    Watch(&'static str),
+}
+
+impl Invalid {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Invalid::RoomName(_) => ErrorCode::InvalidRoomName,
+            Invalid::DisplayName(_) => ErrorCode::InvalidName,
+            Invalid::Password(_) | Invalid::Watch(_) => ErrorCode::BadRequest,
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalid::RoomName(why) => write!(f, "invalid room name: {why}"),
+            Invalid::DisplayName(why) => write!(f, "invalid name: {why}"),
+            Invalid::Password(why) => write!(f, "invalid password: {why}"),
+            Invalid::Watch(why) => write!(f, "invalid watch state: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// Room names are 1 to 64 ASCII letters, digits, `-`, `_` and `.`, starting with a letter
+/// or digit, so they sit in a URL path (`/r/{room}`, `/yjs/{room}`) without escaping.
+pub fn validate_room_name(room: &str) -> Result<(), Invalid> {
+    if room.is_empty() {
+        return Err(Invalid::RoomName("empty"));
+    }
+    if room.len() > MAX_ROOM_NAME_LEN {
+        return Err(Invalid::RoomName("longer than 64 characters"));
+    }
+    if !room.as_bytes()[0].is_ascii_alphanumeric() {
+        return Err(Invalid::RoomName("must start with a letter or digit"));
+    }
+    if !room
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(Invalid::RoomName(
+            "only letters, digits, '-', '_' and '.' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// Display names are 1 to 64 characters after trimming, with no control characters.
+pub fn validate_display_name(name: &str) -> Result<(), Invalid> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(Invalid::DisplayName("empty"));
+    }
+    if trimmed.chars().count() > MAX_DISPLAY_NAME_LEN {
+        return Err(Invalid::DisplayName("longer than 64 characters"));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(Invalid::DisplayName("contains control characters"));
+    }
+    Ok(())
+}
+
+/// Passwords are 1 to 256 bytes. (An absent password means an open room.)
+pub fn validate_password(password: &str) -> Result<(), Invalid> {
+    if password.is_empty() {
+        return Err(Invalid::Password("empty"));
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(Invalid::Password("longer than 256 bytes"));
+    }
+    Ok(())
+}
+
+impl WatchState {
+    /// Checks ranges and the source: finite non-negative position, a rate within
+    /// [`WATCH_RATE_RANGE`], an 11-character YouTube id, an `http(s)` URL.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if !self.position.is_finite() || self.position < 0.0 {
+            return Err(Invalid::Watch("position must be a finite number >= 0"));
+        }
+        let (lo, hi) = WATCH_RATE_RANGE;
+        if !self.rate.is_finite() || self.rate < lo || self.rate > hi {
+            return Err(Invalid::Watch("rate must be between 0.25 and 4"));
+        }
+        match &self.source {
+            None => Ok(()),
+            Some(VideoSource::Youtube { video_id }) => {
+                if video_id.len() == 11
+                    && video_id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    Ok(())
+                } else {
+                    Err(Invalid::Watch("a YouTube video id has 11 characters"))
+                }
+            }
+            Some(VideoSource::Url { url }) => {
+                if url.len() > MAX_VIDEO_URL_LEN {
+                    Err(Invalid::Watch("URL longer than 2048 bytes"))
+                } else if !(url.starts_with("https://") || url.starts_with("http://"))
+                    || url.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    Err(Invalid::Watch("only http(s) URLs can be watched"))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Where the video stands `elapsed_ms` after the state's server time.
+    pub fn position_after(&self, elapsed_ms: f64) -> f64 {
+        if self.playing {
+            self.position + elapsed_ms.max(0.0) / 1000.0 * self.rate
+        } else {
+            self.position
+        }
+    }
+}
+
+/// A frame that could not be read as a [`ClientMessage`].
+#[derive(Debug)]
+pub struct ParseError(serde_json::Error);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // serde's text names the field or the unknown `type`; keep it short and single-line.
+        let text = self.0.to_string();
+        let text: String = text.chars().take(200).collect();
+        write!(f, "malformed message: {text}")
+    }
+}
+
+impl std::error::Error for ParseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl ClientMessage {
+    /// Parses one text frame.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        serde_json::from_str(text).map_err(ParseError)
+    }
+}
+
+impl ServerMessage {
+    /// Serializes to one text frame.
+    pub fn to_json(&self) -> String {
+        // A ServerMessage holds only strings, numbers, bools and lists of them; serde_json
+        // cannot fail on it (non-finite floats become `null`).
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Parses one text frame (used by Rust clients: the kiosk and the tests).
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        serde_json::from_str(text).map_err(ParseError)
+    }
+}
+
+impl ClientMessage {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("client messages always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,296 @@
+use proptest::prelude::*;
+use ts_rs::TS;
+
+use super::*;
+
+fn round_trip_client(json: &str, msg: &ClientMessage) {
+    assert_eq!(&ClientMessage::parse(json).unwrap(), msg);
+    let back: serde_json::Value = serde_json::from_str(&msg.to_json()).unwrap();
+    let want: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(back, want);
+}
+
+fn round_trip_server(json: &str, msg: &ServerMessage) {
+    assert_eq!(&ServerMessage::parse(json).unwrap(), msg);
+    let back: serde_json::Value = serde_json::from_str(&msg.to_json()).unwrap();
+    let want: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(back, want);
+}
+
+#[test]
+fn client_messages_on_the_wire() {
+    round_trip_client(
+        r#"{"type":"hello","protocol":1,"name":"Room 4.01","role":"kiosk"}"#,
+        &ClientMessage::Hello {
+            protocol: 1,
+            name: "Room 4.01".into(),
+            role: Role::Kiosk,
+        },
+    );
+    round_trip_client(
+        r#"{"type":"join","room":"standup","password":"pw"}"#,
+        &ClientMessage::Join {
+            room: "standup".into(),
+            password: Some("pw".into()),
+        },
+    );
+    round_trip_client(
+        r#"{"type":"join","room":"standup"}"#,
+        &ClientMessage::Join {
+            room: "standup".into(),
+            password: None,
+        },
+    );
+    round_trip_client(r#"{"type":"leave"}"#, &ClientMessage::Leave);
+    round_trip_client(
+        r#"{"type":"signal","to":7,"data":{"sdp":{"type":"offer","sdp":"v=0\r\n"}}}"#,
+        &ClientMessage::Signal {
+            to: PeerId(7),
+            data: SignalData::Sdp(SessionDescription {
+                kind: SdpType::Offer,
+                sdp: "v=0\r\n".into(),
+            }),
+        },
+    );
+    round_trip_client(
+        r#"{"type":"signal","to":7,"data":{"candidate":{"candidate":"candidate:1 1 udp 1 x.local 9 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"u"}}}"#,
+        &ClientMessage::Signal {
+            to: PeerId(7),
+            data: SignalData::Candidate(IceCandidate {
+                candidate: "candidate:1 1 udp 1 x.local 9 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_m_line_index: Some(0),
+                username_fragment: Some("u".into()),
+            }),
+        },
+    );
+    round_trip_client(
+        r#"{"type":"watch","state":{"source":{"kind":"youtube","videoId":"dQw4w9WgXcQ"},"playing":true,"position":1.5,"rate":1.0}}"#,
+        &ClientMessage::Watch {
+            state: WatchState {
+                source: Some(VideoSource::Youtube {
+                    video_id: "dQw4w9WgXcQ".into(),
+                }),
+                playing: true,
+                position: 1.5,
+                rate: 1.0,
+            },
+        },
+    );
+    round_trip_client(
+        r#"{"type":"ping","id":3,"clientTime":1700000000000.5}"#,
+        &ClientMessage::Ping {
+            id: 3,
+            client_time: 1_700_000_000_000.5,
+        },
+    );
+}
+
+#[test]
+fn server_messages_on_the_wire() {
+    round_trip_server(
+        r#"{"type":"welcome","protocol":1,"peerId":4,"serverTime":5.0,"iceServers":[{"urls":["stun:s:3478"]},{"urls":["turn:t"],"username":"9:4","credential":"c"}]}"#,
+        &ServerMessage::Welcome {
+            protocol: 1,
+            peer_id: PeerId(4),
+            server_time: 5.0,
+            ice_servers: vec![
+                IceServer {
+                    urls: vec!["stun:s:3478".into()],
+                    username: None,
+                    credential: None,
+                },
+                IceServer {
+                    urls: vec!["turn:t".into()],
+                    username: Some("9:4".into()),
+                    credential: Some("c".into()),
+                },
+            ],
+        },
+    );
+    round_trip_server(
+        r#"{"type":"joined","room":"r","peerId":2,"peers":[{"id":1,"name":"a","role":"browser"}],"watch":{"state":{"source":{"kind":"url","url":"https://x/v.mp4"},"playing":false,"position":3.0,"rate":1.0},"serverTime":10.0},"docToken":"t"}"#,
+        &ServerMessage::Joined {
+            room: "r".into(),
+            peer_id: PeerId(2),
+            peers: vec![PeerInfo {
+                id: PeerId(1),
+                name: "a".into(),
+                role: Role::Browser,
+            }],
+            watch: Some(WatchSnapshot {
+                state: WatchState {
+                    source: Some(VideoSource::Url {
+                        url: "https://x/v.mp4".into(),
+                    }),
+                    playing: false,
+                    position: 3.0,
+                    rate: 1.0,
+                },
+                server_time: 10.0,
+            }),
+            doc_token: "t".into(),
+        },
+    );
+    round_trip_server(
+        r#"{"type":"peerLeft","peerId":3}"#,
+        &ServerMessage::PeerLeft { peer_id: PeerId(3) },
+    );
+    round_trip_server(
+        r#"{"type":"error","code":"roomFull","message":"full"}"#,
+        &ServerMessage::error(ErrorCode::RoomFull, "full"),
+    );
+    round_trip_server(
+        r#"{"type":"pong","id":1,"clientTime":2.0,"serverTime":3.0}"#,
+        &ServerMessage::Pong {
+            id: 1,
+            client_time: 2.0,
+            server_time: 3.0,
+        },
+    );
+}
+
+#[test]
+fn error_code_names_match_serde() {
+    for code in ErrorCode::ALL {
+        assert_eq!(
+            serde_json::to_string(&code).unwrap(),
+            format!("\"{}\"", code.as_str())
+        );
+    }
+}
+
+#[test]
+fn unknown_and_malformed_messages_are_errors_not_panics() {
+    for bad in [
+        "",
+        "null",
+        "[]",
+        "{}",
+        r#"{"type":"teleport"}"#,
+        r#"{"type":"hello"}"#,
+        r#"{"type":"hello","protocol":"one","name":"x","role":"browser"}"#,
+        r#"{"type":"signal","to":-1,"data":{}}"#,
+        r#"{"type":"signal","to":1,"data":{"sdp":{"type":"bogus","sdp":""}}}"#,
+        "\u{0}",
+    ] {
+        let err = ClientMessage::parse(bad).unwrap_err();
+        assert!(err.to_string().starts_with("malformed message"), "{bad}");
+    }
+}
+
+#[test]
+fn validation() {
+    assert!(validate_room_name("standup-4.01_a").is_ok());
+    assert!(validate_room_name(&"a".repeat(64)).is_ok());
+    for bad in ["", ".hidden", "a/b", "a b", "ä", &"a".repeat(65)] {
+        assert!(validate_room_name(bad).is_err(), "{bad}");
+    }
+    assert!(validate_display_name(" Ada ").is_ok());
+    assert!(validate_display_name("\u{7}bell").is_err());
+    assert!(validate_display_name(&"é".repeat(64)).is_ok());
+    assert!(validate_display_name(&"é".repeat(65)).is_err());
+    assert!(validate_password("").is_err());
+    assert!(validate_password(&"p".repeat(257)).is_err());
+    let s = WatchState {
+        source: None,
+        playing: true,
+        position: 10.0,
+        rate: 2.0,
+    };
+    assert!((s.position_after(500.0) - 11.0).abs() < 1e-9);
+    assert!(
+        (WatchState {
+            playing: false,
+            ..s.clone()
+        }
+        .position_after(500.0)
+            - 10.0)
+            .abs()
+            < 1e-9
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn parser_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = ClientMessage::parse(&text);
+    }
+
+    #[test]
+    fn parser_never_panics_on_json_shaped_input(
+        ty in prop_oneof![Just("hello".to_owned()), Just("join".to_owned()), Just("signal".to_owned()), Just("watch".to_owned()), Just("ping".to_owned()), "[a-z]{0,8}"],
+        key in "[a-zA-Z]{0,10}",
+        value in prop_oneof![
+            Just("null".to_owned()), Just("1e999".to_owned()), Just("-0".to_owned()),
+            Just("{}".to_owned()), Just("[]".to_owned()), "\"[^\"\\\\]{0,20}\"", any::<i64>().prop_map(|n| n.to_string()),
+        ],
+    ) {
+        let text = format!(r#"{{"type":"{ty}","{key}":{value},"to":1,"room":"r"}}"#);
+        let _ = ClientMessage::parse(&text);
+    }
+
+    #[test]
+    fn watch_validation_never_panics(position in any::<f64>(), rate in any::<f64>(), url in ".{0,64}") {
+        let state = WatchState { source: Some(VideoSource::Url { url }), playing: true, position, rate };
+        if state.validate().is_ok() {
+            prop_assert!(state.position.is_finite() && state.rate.is_finite());
+        }
+    }
+}
+
+/// The TypeScript types the browser client imports, generated from the types above.
+fn typescript() -> String {
+    let cfg = ts_rs::Config::new().with_large_int("number");
+    let decls = [
+        PeerId::decl(&cfg),
+        Role::decl(&cfg),
+        ClientMessage::decl(&cfg),
+        ServerMessage::decl(&cfg),
+        ErrorCode::decl(&cfg),
+        PeerInfo::decl(&cfg),
+        IceServer::decl(&cfg),
+        SignalData::decl(&cfg),
+        SessionDescription::decl(&cfg),
+        SdpType::decl(&cfg),
+        IceCandidate::decl(&cfg),
+        WatchState::decl(&cfg),
+        WatchSnapshot::decl(&cfg),
+        VideoSource::decl(&cfg),
+    ];
+    let mut out = String::from(
+        "// Generated from signaling/proto (portal-proto) by its tests. Do not edit.\n\
+         // Regenerate with `cargo xtask gen` after changing the Rust types.\n\n",
+    );
+    out.push_str("export const PROTOCOL_VERSION = ");
+    out.push_str(&PROTOCOL_VERSION.to_string());
+    out.push_str(";\n\n");
+    for decl in decls {
+        out.push_str("export ");
+        out.push_str(decl.trim());
+        out.push_str("\n\n");
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+    out
+}
+
+#[test]
+fn generated_typescript_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/src/gen/protocol.ts");
+    let want = typescript();
+    if std::env::var_os("PORTAL_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &want).unwrap();
+        return;
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} is stale: run `cargo xtask gen` and commit the result",
+        path.display()
+    );
+}

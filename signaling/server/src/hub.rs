@@ -1,0 +1,567 @@
+//! The hub: room membership and message routing, with no sockets, no clock and no
+//! threads. The server feeds it `(peer, now, message)` and carries out the [`Action`]s it
+//! returns; the tests drive it with plain function calls.
+//!
+//! Passwords are checked outside (argon2 is slow and must not hold the hub): the server
+//! asks [`Hub::room_access`], verifies or hashes on a blocking thread, and hands the
+//! outcome to [`Hub::join`] as a [`Credential`]. The hub compares hashes as opaque strings.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use portal_proto::{
+    ClientMessage, ErrorCode, IceServer, PROTOCOL_VERSION, PeerId, PeerInfo, Role, ServerMessage,
+    WatchSnapshot, WatchState, validate_display_name, validate_room_name,
+};
+
+use crate::ice::IceConfig;
+use crate::token::DocTokens;
+
+/// Server time in milliseconds since the Unix epoch.
+pub type Millis = f64;
+
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// Peers a room holds at most (the mesh limit).
+    pub max_peers_per_room: usize,
+    /// Rooms the server keeps at most (active or remembered).
+    pub max_rooms: usize,
+    /// Rooms unused for this long are forgotten, password and all.
+    pub room_ttl_ms: Millis,
+    pub ice: IceConfig,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            max_peers_per_room: 8,
+            max_rooms: 100_000,
+            room_ttl_ms: 30.0 * 24.0 * 3600.0 * 1000.0,
+            ice: IceConfig::default(),
+        }
+    }
+}
+
+/// What the server must do after a hub call, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Send `msg` to every peer in `to` (serialize once).
+    Send { to: Vec<PeerId>, msg: ServerMessage },
+    /// Send `code` to the peer, then close its connection.
+    Close { peer: PeerId, code: ErrorCode },
+    /// Persist a change.
+    Store(StoreOp),
+}
+
+/// Changes the store must make so that a restart changes nothing for users.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreOp {
+    CreateRoom {
+        room: String,
+        password_hash: Option<String>,
+        now: Millis,
+    },
+    TouchRoom {
+        room: String,
+        now: Millis,
+    },
+    SaveWatch {
+        room: String,
+        snapshot: WatchSnapshot,
+    },
+    DeleteRoom {
+        room: String,
+    },
+}
+
+/// A room as the store remembers it, loaded at start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRoom {
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub last_active: Millis,
+    pub watch: Option<WatchSnapshot>,
+}
+
+/// How a room may be entered, for the password check done outside the hub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoomAccess {
+    /// The room does not exist yet: a join creates it.
+    New,
+    Open,
+    /// The room is protected by this argon2 PHC hash.
+    Protected(String),
+}
+
+/// The outcome of the password check done outside the hub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// No password was given.
+    None,
+    /// The password matched this hash.
+    Verified(String),
+    /// The password did not match, or was given for a room that turned out protected by
+    /// another hash.
+    Rejected,
+    /// The room is new and this is the hash of the password that will protect it.
+    NewHash(String),
+}
+
+#[derive(Debug)]
+struct Peer {
+    name: String,
+    role: Role,
+    hello: bool,
+    room: Option<String>,
+}
+
+#[derive(Debug)]
+struct Room {
+    /// Members in join order.
+    members: Vec<PeerId>,
+    password_hash: Option<String>,
+    last_active: Millis,
+    watch: Option<WatchSnapshot>,
+}
+
+/// Room state and routing. See the module docs.
+#[derive(Debug)]
+pub struct Hub {
+    config: HubConfig,
+    tokens: DocTokens,
+    peers: HashMap<PeerId, Peer>,
+    rooms: HashMap<String, Room>,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig, tokens: DocTokens, stored: Vec<StoredRoom>) -> Self {
+        let rooms = stored
+            .into_iter()
+            .map(|r| {
+                (
+                    r.name,
+                    Room {
+                        members: Vec::new(),
+                        password_hash: r.password_hash,
+                        last_active: r.last_active,
+                        watch: r.watch,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            config,
+            tokens,
+            peers: HashMap::new(),
+            rooms,
+        }
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Rooms with at least one member.
+    pub fn active_rooms(&self) -> usize {
+        self.rooms
+            .values()
+            .filter(|r| !r.members.is_empty())
+            .count()
+    }
+
+    /// Rooms remembered, with or without members.
+    pub fn known_rooms(&self) -> usize {
+        self.rooms.len()
+    }
+
+    pub fn room_members(&self, room: &str) -> &[PeerId] {
+        self.rooms.get(room).map_or(&[], |r| r.members.as_slice())
+    }
+
+    /// Whether `peer` has said a valid `hello`.
+    pub fn has_hello(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.hello)
+    }
+
+    pub fn room_of(&self, peer: PeerId) -> Option<&str> {
+        self.peers.get(&peer).and_then(|p| p.room.as_deref())
+    }
+
+    /// A new connection. Its peer id is chosen by the server and unique for the process.
+    pub fn connect(&mut self, peer: PeerId) {
+        self.peers.insert(
+            peer,
+            Peer {
+                name: String::new(),
+                role: Role::Browser,
+                hello: false,
+                room: None,
+            },
+        );
+    }
+
+    /// The connection is gone (closed, failed or timed out).
+    pub fn disconnect(&mut self, peer: PeerId, now: Millis) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.leave_room(peer, now, &mut out);
+        self.peers.remove(&peer);
+        out
+    }
+
+    /// How `room` may be entered; `Err` when the name is invalid.
+    pub fn room_access(&self, room: &str) -> Result<RoomAccess, ErrorCode> {
+        validate_room_name(room).map_err(|e| e.code())?;
+        Ok(match self.rooms.get(room) {
+            None => RoomAccess::New,
+            Some(Room {
+                password_hash: None,
+                ..
+            }) => RoomAccess::Open,
+            Some(Room {
+                password_hash: Some(h),
+                ..
+            }) => RoomAccess::Protected(h.clone()),
+        })
+    }
+
+    /// Handles every message but `join`, whose password check happens outside; a `join`
+    /// passed here is treated as one without a password.
+    pub fn handle(&mut self, peer: PeerId, now: Millis, msg: ClientMessage) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(state) = self.peers.get(&peer) else {
+            return out;
+        };
+        match msg {
+            ClientMessage::Hello {
+                protocol,
+                name,
+                role,
+            } => self.hello(peer, now, protocol, &name, role, &mut out),
+            _ if !state.hello => {
+                error(&mut out, peer, ErrorCode::HelloRequired, "send hello first");
+            }
+            ClientMessage::Join { room, .. } => {
+                self.join_inner(peer, now, room, &Credential::None, &mut out);
+            }
+            ClientMessage::Leave => {
+                if state.room.is_none() {
+                    error(&mut out, peer, ErrorCode::NotInRoom, "not in a room");
+                } else if let Some(room) = self.leave_room(peer, now, &mut out) {
+                    out.push(Action::Send {
+                        to: vec![peer],
+                        msg: ServerMessage::Left { room },
+                    });
+                }
+            }
+            ClientMessage::Signal { to, data } => {
+                let Some(room) = state.room.as_deref() else {
+                    error(&mut out, peer, ErrorCode::NotInRoom, "join a room first");
+                    return out;
+                };
+                let same_room = to != peer
+                    && self
+                        .peers
+                        .get(&to)
+                        .is_some_and(|p| p.room.as_deref() == Some(room));
+                if same_room {
+                    out.push(Action::Send {
+                        to: vec![to],
+                        msg: ServerMessage::Signal { from: peer, data },
+                    });
+                } else {
+                    error(
+                        &mut out,
+                        peer,
+                        ErrorCode::UnknownPeer,
+                        format!("no peer {to} in this room"),
+                    );
+                }
+            }
+            ClientMessage::Watch { state: watch } => {
+                self.watch(peer, now, watch, &mut out);
+            }
+            ClientMessage::Ping { id, client_time } => out.push(Action::Send {
+                to: vec![peer],
+                msg: ServerMessage::Pong {
+                    id,
+                    client_time,
+                    server_time: now,
+                },
+            }),
+        }
+        out
+    }
+
+    /// `join` after the password check (see [`Credential`]).
+    pub fn join(
+        &mut self,
+        peer: PeerId,
+        now: Millis,
+        room: String,
+        credential: &Credential,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        match self.peers.get(&peer) {
+            None => {}
+            Some(p) if !p.hello => {
+                error(&mut out, peer, ErrorCode::HelloRequired, "send hello first");
+            }
+            Some(_) => self.join_inner(peer, now, room, credential, &mut out),
+        }
+        out
+    }
+
+    /// Forgets rooms nobody has used for the configured time. Call now and then.
+    pub fn expire(&mut self, now: Millis) -> Vec<Action> {
+        let ttl = self.config.room_ttl_ms;
+        let mut out = Vec::new();
+        self.rooms.retain(|name, room| {
+            let keep = !room.members.is_empty() || now - room.last_active < ttl;
+            if !keep {
+                out.push(Action::Store(StoreOp::DeleteRoom { room: name.clone() }));
+            }
+            keep
+        });
+        out
+    }
+
+    fn hello(
+        &mut self,
+        peer: PeerId,
+        now: Millis,
+        protocol: u32,
+        name: &str,
+        role: Role,
+        out: &mut Vec<Action>,
+    ) {
+        if protocol != PROTOCOL_VERSION {
+            out.push(Action::Send {
+                to: vec![peer],
+                msg: ServerMessage::error(
+                    ErrorCode::UnsupportedProtocol,
+                    format!("this server speaks protocol {PROTOCOL_VERSION}, not {protocol}"),
+                ),
+            });
+            out.push(Action::Close {
+                peer,
+                code: ErrorCode::UnsupportedProtocol,
+            });
+            return;
+        }
+        let state = self.peers.get_mut(&peer).expect("checked by caller");
+        if state.hello {
+            error(out, peer, ErrorCode::AlreadyHello, "hello was already sent");
+            return;
+        }
+        if let Err(e) = validate_display_name(name) {
+            error(out, peer, e.code(), e.to_string());
+            return;
+        }
+        state.hello = true;
+        name.trim().clone_into(&mut state.name);
+        state.role = role;
+        let ice_servers: Vec<IceServer> = self.config.ice.servers_for(peer, now);
+        out.push(Action::Send {
+            to: vec![peer],
+            msg: ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                peer_id: peer,
+                server_time: now,
+                ice_servers,
+            },
+        });
+    }
+
+    fn join_inner(
+        &mut self,
+        peer: PeerId,
+        now: Millis,
+        room_name: String,
+        credential: &Credential,
+        out: &mut Vec<Action>,
+    ) {
+        if let Err(e) = validate_room_name(&room_name) {
+            error(out, peer, e.code(), e.to_string());
+            return;
+        }
+        let state = &self.peers[&peer];
+        if let Some(current) = &state.room {
+            error(
+                out,
+                peer,
+                ErrorCode::AlreadyInRoom,
+                format!("already in room {current}; leave first"),
+            );
+            return;
+        }
+        let info = PeerInfo {
+            id: peer,
+            name: state.name.clone(),
+            role: state.role,
+        };
+        let room_count = self.rooms.len();
+        let max_peers = self.config.max_peers_per_room;
+        let room = match self.rooms.entry(room_name.clone()) {
+            Entry::Occupied(entry) => {
+                let room = entry.into_mut();
+                if let Some(hash) = &room.password_hash {
+                    let ok = matches!(credential, Credential::Verified(h) if h == hash);
+                    if !ok {
+                        let message = if matches!(credential, Credential::None) {
+                            "this room needs a password"
+                        } else {
+                            "wrong password"
+                        };
+                        error(out, peer, ErrorCode::WrongPassword, message);
+                        return;
+                    }
+                }
+                if room.members.len() >= max_peers {
+                    error(
+                        out,
+                        peer,
+                        ErrorCode::RoomFull,
+                        format!("room {room_name} is full ({max_peers} peers)"),
+                    );
+                    return;
+                }
+                room
+            }
+            Entry::Vacant(entry) => {
+                if matches!(credential, Credential::Rejected | Credential::Verified(_)) {
+                    // Checked against a room that has since been forgotten: ask again.
+                    error(
+                        out,
+                        peer,
+                        ErrorCode::WrongPassword,
+                        "the room changed; retry",
+                    );
+                    return;
+                }
+                if room_count >= self.config.max_rooms {
+                    error(
+                        out,
+                        peer,
+                        ErrorCode::TooManyRooms,
+                        "the server holds too many rooms",
+                    );
+                    return;
+                }
+                let password_hash = match credential {
+                    Credential::NewHash(h) => Some(h.clone()),
+                    _ => None,
+                };
+                out.push(Action::Store(StoreOp::CreateRoom {
+                    room: room_name.clone(),
+                    password_hash: password_hash.clone(),
+                    now,
+                }));
+                entry.insert(Room {
+                    members: Vec::new(),
+                    password_hash,
+                    last_active: now,
+                    watch: None,
+                })
+            }
+        };
+        let peers: Vec<PeerInfo> = room
+            .members
+            .iter()
+            .map(|id| {
+                let p = &self.peers[id];
+                PeerInfo {
+                    id: *id,
+                    name: p.name.clone(),
+                    role: p.role,
+                }
+            })
+            .collect();
+        if !room.members.is_empty() {
+            out.push(Action::Send {
+                to: room.members.clone(),
+                msg: ServerMessage::PeerJoined { peer: info },
+            });
+        }
+        room.members.push(peer);
+        room.last_active = now;
+        let watch = room.watch.clone();
+        out.push(Action::Store(StoreOp::TouchRoom {
+            room: room_name.clone(),
+            now,
+        }));
+        self.peers.get_mut(&peer).expect("present").room = Some(room_name.clone());
+        let doc_token = self.tokens.issue(&room_name, peer, now);
+        out.push(Action::Send {
+            to: vec![peer],
+            msg: ServerMessage::Joined {
+                room: room_name,
+                peer_id: peer,
+                peers,
+                watch,
+                doc_token,
+            },
+        });
+    }
+
+    /// Takes `peer` out of its room, telling the others. Returns the room it was in.
+    fn leave_room(&mut self, peer: PeerId, now: Millis, out: &mut Vec<Action>) -> Option<String> {
+        let name = self.peers.get_mut(&peer)?.room.take()?;
+        let room = self.rooms.get_mut(&name)?;
+        room.members.retain(|m| *m != peer);
+        room.last_active = now;
+        if !room.members.is_empty() {
+            out.push(Action::Send {
+                to: room.members.clone(),
+                msg: ServerMessage::PeerLeft { peer_id: peer },
+            });
+        }
+        out.push(Action::Store(StoreOp::TouchRoom {
+            room: name.clone(),
+            now,
+        }));
+        Some(name)
+    }
+
+    fn watch(&mut self, peer: PeerId, now: Millis, state: WatchState, out: &mut Vec<Action>) {
+        let Some(name) = self.peers[&peer].room.clone() else {
+            error(out, peer, ErrorCode::NotInRoom, "join a room first");
+            return;
+        };
+        if let Err(e) = state.validate() {
+            error(out, peer, e.code(), e.to_string());
+            return;
+        }
+        let room = self.rooms.get_mut(&name).expect("a member's room exists");
+        let snapshot = WatchSnapshot {
+            state: state.clone(),
+            server_time: now,
+        };
+        room.watch = Some(snapshot.clone());
+        out.push(Action::Send {
+            to: room.members.clone(),
+            msg: ServerMessage::Watch {
+                state,
+                server_time: now,
+                by: Some(peer),
+            },
+        });
+        out.push(Action::Store(StoreOp::SaveWatch {
+            room: name,
+            snapshot,
+        }));
+    }
+}
+
+fn error(out: &mut Vec<Action>, peer: PeerId, code: ErrorCode, message: impl Into<String>) {
+    out.push(Action::Send {
+        to: vec![peer],
+        msg: ServerMessage::error(code, message),
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,482 @@
+// Times pass through unchanged, so exact float comparison is the point.
+#![allow(clippy::float_cmp)]
+
+use portal_proto::{
+    IceCandidate, SdpType, SessionDescription, SignalData, VideoSource, WatchSnapshot,
+};
+
+use super::*;
+
+fn hub() -> Hub {
+    Hub::new(
+        HubConfig::default(),
+        DocTokens::new([1; 32], 60_000.0),
+        Vec::new(),
+    )
+}
+
+fn hello(hub: &mut Hub, id: u64, name: &str) -> PeerId {
+    let peer = PeerId(id);
+    hub.connect(peer);
+    let out = hub.handle(
+        peer,
+        0.0,
+        ClientMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: name.into(),
+            role: Role::Browser,
+        },
+    );
+    assert!(
+        matches!(&out[..], [Action::Send { msg: ServerMessage::Welcome { peer_id, .. }, .. }] if *peer_id == peer)
+    );
+    peer
+}
+
+fn join(hub: &mut Hub, peer: PeerId, room: &str) -> Vec<Action> {
+    hub.join(peer, 1.0, room.into(), &Credential::None)
+}
+
+/// Messages sent to `peer` by a batch of actions.
+fn to(out: &[Action], peer: PeerId) -> Vec<&ServerMessage> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Send { to, msg } if to.contains(&peer) => Some(msg),
+            _ => None,
+        })
+        .collect()
+}
+
+fn error_code(out: &[Action], peer: PeerId) -> Option<ErrorCode> {
+    to(out, peer).into_iter().find_map(|m| match m {
+        ServerMessage::Error { code, .. } => Some(*code),
+        _ => None,
+    })
+}
+
+fn offer() -> SignalData {
+    SignalData::Sdp(SessionDescription {
+        kind: SdpType::Offer,
+        sdp: "v=0\r\n".into(),
+    })
+}
+
+#[test]
+fn joining_lists_peers_and_announces_the_newcomer() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "Ada");
+    let b = hello(&mut hub, 2, "Bo");
+    let out = join(&mut hub, a, "room");
+    assert!(matches!(to(&out, a)[..], [ServerMessage::Joined { peers, .. }] if peers.is_empty()));
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::Store(StoreOp::CreateRoom {
+            password_hash: None,
+            ..
+        })
+    )));
+
+    let out = join(&mut hub, b, "room");
+    match to(&out, b)[..] {
+        [
+            ServerMessage::Joined {
+                peers, doc_token, ..
+            },
+        ] => {
+            assert_eq!(peers.len(), 1);
+            assert_eq!(peers[0].id, a);
+            assert_eq!(peers[0].name, "Ada");
+            assert!(!doc_token.is_empty());
+        }
+        ref other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(to(&out, a)[..], [ServerMessage::PeerJoined { peer }] if peer.id == b));
+    assert_eq!(hub.room_members("room"), &[a, b]);
+}
+
+#[test]
+fn signals_reach_only_the_addressed_peer_in_the_same_room() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "a");
+    let b = hello(&mut hub, 2, "b");
+    let c = hello(&mut hub, 3, "c");
+    let d = hello(&mut hub, 4, "d");
+    for p in [a, b, c] {
+        join(&mut hub, p, "one");
+    }
+    join(&mut hub, d, "two");
+
+    let out = hub.handle(
+        a,
+        2.0,
+        ClientMessage::Signal {
+            to: b,
+            data: offer(),
+        },
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        to(&out, b),
+        vec![&ServerMessage::Signal {
+            from: a,
+            data: offer()
+        }]
+    );
+    assert!(to(&out, c).is_empty());
+
+    // Across rooms, to oneself and to nobody: unknownPeer, nothing delivered.
+    for target in [d, a, PeerId(99)] {
+        let out = hub.handle(
+            a,
+            2.0,
+            ClientMessage::Signal {
+                to: target,
+                data: offer(),
+            },
+        );
+        assert_eq!(error_code(&out, a), Some(ErrorCode::UnknownPeer));
+        assert!(to(&out, target).is_empty() || target == a);
+    }
+    let out = hub.handle(
+        d,
+        2.0,
+        ClientMessage::Signal {
+            to: a,
+            data: offer(),
+        },
+    );
+    assert_eq!(error_code(&out, d), Some(ErrorCode::UnknownPeer));
+}
+
+#[test]
+fn candidates_are_relayed_verbatim() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "a");
+    let b = hello(&mut hub, 2, "b");
+    join(&mut hub, a, "r");
+    join(&mut hub, b, "r");
+    let data = SignalData::Candidate(IceCandidate {
+        candidate: "candidate:1 1 udp 2122260223 1f4e.local 54321 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+        username_fragment: Some("abcd".into()),
+    });
+    let out = hub.handle(
+        b,
+        3.0,
+        ClientMessage::Signal {
+            to: a,
+            data: data.clone(),
+        },
+    );
+    assert_eq!(to(&out, a), vec![&ServerMessage::Signal { from: b, data }]);
+}
+
+#[test]
+fn leave_and_disconnect_both_announce_peer_left() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "a");
+    let b = hello(&mut hub, 2, "b");
+    let c = hello(&mut hub, 3, "c");
+    for p in [a, b, c] {
+        join(&mut hub, p, "r");
+    }
+    let out = hub.handle(a, 5.0, ClientMessage::Leave);
+    assert_eq!(to(&out, a), vec![&ServerMessage::Left { room: "r".into() }]);
+    assert_eq!(to(&out, b), vec![&ServerMessage::PeerLeft { peer_id: a }]);
+    assert_eq!(to(&out, c), vec![&ServerMessage::PeerLeft { peer_id: a }]);
+    // A second leave is an error, and the connection is still there.
+    let out = hub.handle(a, 5.0, ClientMessage::Leave);
+    assert_eq!(error_code(&out, a), Some(ErrorCode::NotInRoom));
+
+    let out = hub.disconnect(b, 6.0);
+    assert_eq!(to(&out, c), vec![&ServerMessage::PeerLeft { peer_id: b }]);
+    assert_eq!(hub.room_members("r"), &[c]);
+    assert_eq!(hub.peer_count(), 2);
+}
+
+#[test]
+fn the_ninth_peer_gets_room_full() {
+    let mut hub = hub();
+    for i in 1..=8 {
+        let p = hello(&mut hub, i, "p");
+        assert!(error_code(&join(&mut hub, p, "r"), p).is_none());
+    }
+    let ninth = hello(&mut hub, 9, "p");
+    assert_eq!(
+        error_code(&join(&mut hub, ninth, "r"), ninth),
+        Some(ErrorCode::RoomFull)
+    );
+    // Still usable: another room works.
+    assert!(error_code(&join(&mut hub, ninth, "other"), ninth).is_none());
+}
+
+#[test]
+fn passwords_are_checked_against_the_room_hash() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "a");
+    let b = hello(&mut hub, 2, "b");
+    assert_eq!(hub.room_access("secret"), Ok(RoomAccess::New));
+    let out = hub.join(a, 1.0, "secret".into(), &Credential::NewHash("H1".into()));
+    assert!(error_code(&out, a).is_none());
+    assert!(out.iter().any(|x| matches!(x, Action::Store(StoreOp::CreateRoom { password_hash: Some(h), .. }) if h == "H1")));
+    assert_eq!(
+        hub.room_access("secret"),
+        Ok(RoomAccess::Protected("H1".into()))
+    );
+
+    for cred in [
+        Credential::None,
+        Credential::Rejected,
+        Credential::Verified("H2".into()),
+        Credential::NewHash("H1".into()),
+    ] {
+        let out = hub.join(b, 1.0, "secret".into(), &cred);
+        assert_eq!(
+            error_code(&out, b),
+            Some(ErrorCode::WrongPassword),
+            "{cred:?}"
+        );
+    }
+    let out = hub.join(b, 1.0, "secret".into(), &Credential::Verified("H1".into()));
+    assert!(error_code(&out, b).is_none());
+}
+
+#[test]
+fn stored_rooms_keep_their_password_and_watch_state() {
+    let snapshot = WatchSnapshot {
+        state: WatchState {
+            source: Some(VideoSource::Youtube {
+                video_id: "dQw4w9WgXcQ".into(),
+            }),
+            playing: true,
+            position: 12.5,
+            rate: 1.0,
+        },
+        server_time: 100.0,
+    };
+    let mut hub = Hub::new(
+        HubConfig::default(),
+        DocTokens::new([1; 32], 1.0),
+        vec![StoredRoom {
+            name: "kept".into(),
+            password_hash: Some("H".into()),
+            last_active: 0.0,
+            watch: Some(snapshot.clone()),
+        }],
+    );
+    let a = hello(&mut hub, 1, "a");
+    assert_eq!(
+        error_code(&join(&mut hub, a, "kept"), a),
+        Some(ErrorCode::WrongPassword)
+    );
+    let out = hub.join(a, 1.0, "kept".into(), &Credential::Verified("H".into()));
+    assert!(
+        matches!(to(&out, a)[..], [ServerMessage::Joined { watch: Some(w), .. }] if *w == snapshot)
+    );
+}
+
+#[test]
+fn hello_rules() {
+    let mut hub = hub();
+    let p = PeerId(1);
+    hub.connect(p);
+    let out = hub.handle(
+        p,
+        0.0,
+        ClientMessage::Join {
+            room: "r".into(),
+            password: None,
+        },
+    );
+    assert_eq!(error_code(&out, p), Some(ErrorCode::HelloRequired));
+    let out = hub.join(p, 0.0, "r".into(), &Credential::None);
+    assert_eq!(error_code(&out, p), Some(ErrorCode::HelloRequired));
+
+    let bad_name = ClientMessage::Hello {
+        protocol: 1,
+        name: "  ".into(),
+        role: Role::Kiosk,
+    };
+    assert_eq!(
+        error_code(&hub.handle(p, 0.0, bad_name), p),
+        Some(ErrorCode::InvalidName)
+    );
+
+    let wrong = ClientMessage::Hello {
+        protocol: 2,
+        name: "k".into(),
+        role: Role::Kiosk,
+    };
+    let out = hub.handle(p, 0.0, wrong);
+    assert_eq!(error_code(&out, p), Some(ErrorCode::UnsupportedProtocol));
+    assert!(out.contains(&Action::Close {
+        peer: p,
+        code: ErrorCode::UnsupportedProtocol
+    }));
+
+    let q = hello(&mut hub, 2, "q");
+    let again = ClientMessage::Hello {
+        protocol: 1,
+        name: "q".into(),
+        role: Role::Browser,
+    };
+    assert_eq!(
+        error_code(&hub.handle(q, 0.0, again), q),
+        Some(ErrorCode::AlreadyHello)
+    );
+}
+
+#[test]
+fn invalid_room_names_and_double_join() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "a");
+    for bad in ["", "../etc", "a b", "-x", &"x".repeat(65), "ünï"] {
+        assert_eq!(
+            error_code(&join(&mut hub, a, bad), a),
+            Some(ErrorCode::InvalidRoomName),
+            "{bad:?}"
+        );
+        assert_eq!(hub.room_access(bad), Err(ErrorCode::InvalidRoomName));
+    }
+    join(&mut hub, a, "ok.room_1-A");
+    assert_eq!(
+        error_code(&join(&mut hub, a, "other"), a),
+        Some(ErrorCode::AlreadyInRoom)
+    );
+}
+
+#[test]
+fn watch_state_is_validated_broadcast_and_given_to_late_joiners() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "a");
+    let b = hello(&mut hub, 2, "b");
+    let state = WatchState {
+        source: Some(VideoSource::Url {
+            url: "http://127.0.0.1:9/v.mp4".into(),
+        }),
+        playing: true,
+        position: 3.0,
+        rate: 1.25,
+    };
+    let out = hub.handle(
+        a,
+        0.0,
+        ClientMessage::Watch {
+            state: state.clone(),
+        },
+    );
+    assert_eq!(error_code(&out, a), Some(ErrorCode::NotInRoom));
+    join(&mut hub, a, "r");
+    let out = hub.handle(
+        a,
+        500.0,
+        ClientMessage::Watch {
+            state: state.clone(),
+        },
+    );
+    assert!(
+        matches!(to(&out, a)[..], [ServerMessage::Watch { server_time, by: Some(by), .. }] if *server_time == 500.0 && *by == a)
+    );
+    assert!(
+        out.iter()
+            .any(|x| matches!(x, Action::Store(StoreOp::SaveWatch { .. })))
+    );
+
+    let out = join(&mut hub, b, "r");
+    assert!(
+        matches!(to(&out, b)[..], [ServerMessage::Joined { watch: Some(WatchSnapshot { server_time, .. }), .. }] if *server_time == 500.0)
+    );
+
+    for bad in [
+        WatchState {
+            rate: 10.0,
+            ..state.clone()
+        },
+        WatchState {
+            position: f64::NAN,
+            ..state.clone()
+        },
+        WatchState {
+            position: -1.0,
+            ..state.clone()
+        },
+        WatchState {
+            source: Some(VideoSource::Url {
+                url: "javascript:alert(1)".into(),
+            }),
+            ..state.clone()
+        },
+        WatchState {
+            source: Some(VideoSource::Youtube {
+                video_id: "short".into(),
+            }),
+            ..state.clone()
+        },
+    ] {
+        let out = hub.handle(a, 600.0, ClientMessage::Watch { state: bad });
+        assert_eq!(error_code(&out, a), Some(ErrorCode::BadRequest));
+    }
+}
+
+#[test]
+fn ping_is_answered_with_server_time() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "a");
+    let out = hub.handle(
+        a,
+        1234.0,
+        ClientMessage::Ping {
+            id: 9,
+            client_time: 1000.0,
+        },
+    );
+    assert_eq!(
+        to(&out, a),
+        vec![&ServerMessage::Pong {
+            id: 9,
+            client_time: 1000.0,
+            server_time: 1234.0
+        }]
+    );
+}
+
+#[test]
+fn idle_rooms_expire_but_occupied_ones_stay() {
+    let config = HubConfig {
+        room_ttl_ms: 1000.0,
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::new(config, DocTokens::new([1; 32], 1.0), Vec::new());
+    let a = hello(&mut hub, 1, "a");
+    join(&mut hub, a, "busy");
+    let b = hello(&mut hub, 2, "b");
+    join(&mut hub, b, "idle");
+    hub.disconnect(b, 10.0);
+    let out = hub.expire(5000.0);
+    assert_eq!(
+        out,
+        vec![Action::Store(StoreOp::DeleteRoom {
+            room: "idle".into()
+        })]
+    );
+    assert_eq!(hub.known_rooms(), 1);
+}
+
+#[test]
+fn room_cap_gives_too_many_rooms() {
+    let config = HubConfig {
+        max_rooms: 2,
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::new(config, DocTokens::new([1; 32], 1.0), Vec::new());
+    for (i, room) in ["r1", "r2", "r3"].iter().enumerate() {
+        let p = hello(&mut hub, i as u64 + 1, "p");
+        let out = join(&mut hub, p, room);
+        if i < 2 {
+            assert!(error_code(&out, p).is_none());
+        } else {
+            assert_eq!(error_code(&out, p), Some(ErrorCode::TooManyRooms));
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Portal's rooms server.
+//!
+//! - [`hub`]: room membership and routing, pure (no sockets, no clock).
+//! - [`store`]: SQLite on its own thread: rooms, password hashes, watch state, documents.
+//! - [`server`]: HTTP and WebSocket front (`/ws`, `/healthz`, `/metrics`, static files),
+//!   TLS, limits and shutdown.
+//! - [`config`]: flags and `PORTAL_*` variables.
+
+pub mod config;
+pub mod docs;
+pub mod hub;
+pub mod ice;
+pub mod limits;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod token;
+mod web;
+
+pub use config::Config;
+pub use server::{Server, ServerHandle};

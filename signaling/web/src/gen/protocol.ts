@@ -1,0 +1,40 @@
+// Generated from signaling/proto (portal-proto) by its tests. Do not edit.
+// Regenerate with `cargo xtask gen` after changing the Rust types.
+
+export const PROTOCOL_VERSION = 1;
+
+export type PeerId = number;
+
+export type Role = "browser" | "kiosk";
+
+export type ClientMessage = { "type": "hello", protocol: number, name: string, role: Role, } | { "type": "join", room: string, password?: string, } | { "type": "leave" } | { "type": "signal", to: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, } | { "type": "ping", id: number, clientTime: number, };
+
+export type ServerMessage = { "type": "welcome", protocol: number, peerId: PeerId, serverTime: number, iceServers: Array<IceServer>, } | { "type": "joined", room: string, peerId: PeerId, peers: Array<PeerInfo>, watch?: WatchSnapshot, 
+/**
+ * Grants access to the room's shared document at `/yjs/{room}?token=...`.
+ */
+docToken: string, } | { "type": "left", room: string, } | { "type": "peerJoined", peer: PeerInfo, } | { "type": "peerLeft", peerId: PeerId, } | { "type": "signal", from: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, serverTime: number, by?: PeerId, } | { "type": "pong", id: number, clientTime: number, serverTime: number, } | { "type": "error", code: ErrorCode, message: string, };
+
+export type ErrorCode = "badRequest" | "unsupportedProtocol" | "helloRequired" | "alreadyHello" | "notInRoom" | "alreadyInRoom" | "invalidRoomName" | "invalidName" | "roomFull" | "wrongPassword" | "unknownPeer" | "tooLarge" | "rateLimited" | "idleTimeout" | "serverFull" | "tooManyRooms" | "shuttingDown" | "internal";
+
+export type PeerInfo = { id: PeerId, name: string, role: Role, };
+
+export type IceServer = { urls: Array<string>, username?: string, credential?: string, };
+
+export type SignalData = { "sdp": SessionDescription } | { "candidate": IceCandidate };
+
+export type SessionDescription = { type: SdpType, sdp: string, };
+
+export type SdpType = "offer" | "answer" | "pranswer" | "rollback";
+
+export type IceCandidate = { candidate: string, sdpMid?: string, sdpMLineIndex?: number, usernameFragment?: string, };
+
+export type WatchState = { source: VideoSource | null, playing: boolean, 
+/**
+ * Seconds into the video at the accompanying server time.
+ */
+position: number, rate: number, };
+
+export type WatchSnapshot = { state: WatchState, serverTime: number, };
+
+export type VideoSource = { "kind": "youtube", videoId: string, } | { "kind": "url", url: string, };

@@ -1,0 +1,134 @@
+// The signaling connection: one WebSocket to /ws speaking the generated protocol types.
+// Reconnects with backoff and rejoins the room; keeps a clock offset from ping/pong.
+
+import { backoffDelay } from "./backoff";
+import { ClockOffset } from "./clock";
+import {
+  PROTOCOL_VERSION,
+  type ClientMessage,
+  type ErrorCode,
+  type PeerId,
+  type Role,
+  type ServerMessage,
+} from "./gen/protocol";
+
+export type ConnectionState = "connecting" | "open" | "closed";
+
+/** Errors after which reconnecting cannot help. */
+const FINAL_ERRORS: ReadonlySet<ErrorCode> = new Set(["unsupportedProtocol", "roomFull", "wrongPassword", "invalidRoomName", "invalidName"]);
+
+export interface SignalingOptions {
+  url: string;
+  name: string;
+  role?: Role;
+  room: string;
+  password?: string;
+  onMessage: (msg: ServerMessage) => void;
+  onState?: (state: ConnectionState) => void;
+  webSocket?: typeof WebSocket;
+}
+
+export class Signaling {
+  readonly clock = new ClockOffset();
+  peerId: PeerId | null = null;
+  private ws: WebSocket | null = null;
+  private attempt = 0;
+  private stopped = false;
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private nextPingId = 1;
+  private pending = new Map<number, number>();
+
+  constructor(private readonly opts: SignalingOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.open();
+  }
+
+  send(msg: ClientMessage): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.send({ type: "leave" });
+    this.clearPing();
+    this.ws?.close(1000, "bye");
+    this.ws = null;
+    this.opts.onState?.("closed");
+  }
+
+  private open(): void {
+    const Ws = this.opts.webSocket ?? WebSocket;
+    const ws = new Ws(this.opts.url);
+    this.ws = ws;
+    this.opts.onState?.("connecting");
+    ws.onopen = () => {
+      this.send({ type: "hello", protocol: PROTOCOL_VERSION, name: this.opts.name, role: this.opts.role ?? "browser" });
+    };
+    ws.onmessage = (ev) => {
+      let msg: ServerMessage;
+      try {
+        msg = JSON.parse(String(ev.data)) as ServerMessage;
+      } catch {
+        return;
+      }
+      this.handle(msg);
+    };
+    ws.onclose = () => {
+      this.clearPing();
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (this.stopped) return;
+      this.opts.onState?.("connecting");
+      const delay = backoffDelay(this.attempt++);
+      setTimeout(() => !this.stopped && this.open(), delay);
+    };
+  }
+
+  private handle(msg: ServerMessage): void {
+    switch (msg.type) {
+      case "welcome":
+        this.peerId = msg.peerId;
+        this.send({ type: "join", room: this.opts.room, ...(this.opts.password ? { password: this.opts.password } : {}) });
+        this.startPing();
+        break;
+      case "joined":
+        this.attempt = 0;
+        this.opts.onState?.("open");
+        break;
+      case "pong": {
+        const sent = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        if (sent !== undefined) this.clock.add({ clientSend: sent, clientReceive: Date.now(), serverTime: msg.serverTime });
+        return;
+      }
+      case "error":
+        if (FINAL_ERRORS.has(msg.code)) this.stopped = true;
+        break;
+      default:
+        break;
+    }
+    this.opts.onMessage(msg);
+  }
+
+  private startPing(): void {
+    this.clearPing();
+    const ping = () => {
+      const id = this.nextPingId++;
+      const now = Date.now();
+      this.pending.set(id, now);
+      if (this.pending.size > 32) this.pending.delete(this.pending.keys().next().value as number);
+      this.send({ type: "ping", id, clientTime: now });
+    };
+    for (let i = 0; i < 5; i++) setTimeout(ping, i * 200);
+    this.pingTimer = setInterval(ping, 10_000);
+  }
+
+  private clearPing(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+  }
+}

@@ -1,0 +1,332 @@
+//! `cargo xtask`: Portal's project commands.
+//!
+//! - `setup`  installs what the build and the tests need (apt-get, npm ci); idempotent.
+//! - `demo`   builds and starts the rooms server and prints the URL to open.
+//! - `test`   everything CI runs: format, lints, type check, unit, integration and
+//!   browser-side tests.
+//! - `lint`   format check, clippy, the TypeScript type check and the architecture rules.
+//! - `gen`    regenerates the TypeScript wire types from `portal-proto`.
+//! - `bench`  measured comparisons against the peers named in the README.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+/// Debian packages: build (-dev), run and test (FIELD-NOTES.md keeps the reasons).
+const APT_PACKAGES: &[&str] = &[
+    "pkg-config",
+    "libgstreamer1.0-dev",
+    "libgstreamer-plugins-base1.0-dev",
+    "libasound2-dev",
+    "libudev-dev",
+    "libinput-dev",
+    "libgbm-dev",
+    "libdrm-dev",
+    "libxkbcommon-dev",
+    "libfontconfig-dev",
+    "libclang-dev",
+    "gstreamer1.0-tools",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-bad",
+    "gstreamer1.0-plugins-ugly",
+    "gstreamer1.0-libav",
+    "chromium",
+    "xvfb",
+    "rauc",
+    "dbus",
+    "squashfs-tools",
+    "openssl",
+];
+
+/// npm projects, relative to the repository root.
+const NPM_PROJECTS: &[&str] = &["signaling/web"];
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Portal's project commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install system packages and npm dependencies (idempotent).
+    Setup,
+    /// Build and start the rooms server; print the URL to open in a browser.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Room to print a link for.
+        #[arg(long, default_value = "demo")]
+        room: String,
+    },
+    /// Run every check and test (what CI runs).
+    Test,
+    /// Format check, clippy, TypeScript type check, architecture rules.
+    Lint,
+    /// Regenerate signaling/web/src/gen from the Rust wire types.
+    Gen,
+    /// Run benchmarks and print tables.
+    Bench {
+        /// Which benchmark: signaling, docs or all.
+        #[arg(default_value = "all")]
+        which: String,
+        /// Short phases (a smoke run, not a measurement).
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = repo_root();
+    std::env::set_current_dir(&root)?;
+    match cli.command {
+        Cmd::Setup => setup(&root),
+        Cmd::Demo { bind, room } => demo(&root, &bind, &room),
+        Cmd::Test => test(&root),
+        Cmd::Lint => {
+            setup(&root)?;
+            lint(&root)
+        }
+        Cmd::Gen => generate(),
+        Cmd::Bench { which, quick } => bench(&root, &which, quick),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the repository root")
+        .to_owned()
+}
+
+/// Runs a command, echoing it; fails with its exit status.
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", display(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", display(cmd)))?;
+    if !status.success() {
+        bail!("{} failed ({status})", display(cmd));
+    }
+    Ok(())
+}
+
+fn display(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&arg.to_string_lossy());
+    }
+    s
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn setup(root: &Path) -> Result<()> {
+    let mut wanted: Vec<&str> = APT_PACKAGES.to_vec();
+    if !have("node") || !have("npm") {
+        wanted.extend(["nodejs", "npm"]);
+    }
+    let missing: Vec<&str> = wanted
+        .into_iter()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if !missing.is_empty() {
+        let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+        let apt = |args: &[&str]| {
+            let mut cmd = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+            if !sudo.is_empty() {
+                cmd.arg("apt-get");
+            }
+            cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            cmd
+        };
+        run(&mut apt(&["update", "-qq"]))?;
+        let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
+        install.args(&missing);
+        run(&mut install)?;
+    }
+    for project in NPM_PROJECTS {
+        npm_ci(&root.join(project))?;
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// `npm ci`, skipped when node_modules already matches the lock file.
+fn npm_ci(dir: &Path) -> Result<()> {
+    let lock = dir.join("package-lock.json");
+    let installed = dir.join("node_modules/.package-lock.json");
+    let fresh = match (std::fs::metadata(&lock), std::fs::metadata(&installed)) {
+        (Ok(l), Ok(i)) => i.modified()? >= l.modified()?,
+        _ => false,
+    };
+    if !fresh {
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir))?;
+    }
+    Ok(())
+}
+
+fn web_build(root: &Path) -> Result<()> {
+    run(Command::new("npm")
+        .args(["run", "--silent", "build"])
+        .current_dir(root.join("signaling/web")))
+}
+
+fn generate() -> Result<()> {
+    run(cargo()
+        .args([
+            "test",
+            "--quiet",
+            "-p",
+            "portal-proto",
+            "--lib",
+            "generated_typescript_is_current",
+        ])
+        .env("PORTAL_BLESS", "1"))
+}
+
+fn lint(root: &Path) -> Result<()> {
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(Command::new("npm")
+        .args(["run", "--silent", "typecheck"])
+        .current_dir(root.join("signaling/web")))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    architecture_rules()
+}
+
+/// The crate arrows in ARCHITECTURE.md that a compiler does not enforce.
+fn architecture_rules() -> Result<()> {
+    let forbidden: &[(&str, &[&str])] = &[
+        (
+            "portal-proto",
+            &["tokio", "hyper", "rusqlite", "tungstenite"],
+        ),
+        (
+            "portal-engine",
+            &["tokio", "gstreamer", "webrtc", "rtc", "slint"],
+        ),
+    ];
+    for (krate, banned) in forbidden {
+        let out = cargo()
+            .args(["tree", "-p", krate, "-e", "normal", "--prefix", "none"])
+            .output()?;
+        if !out.status.success() {
+            // The crate does not exist (yet): nothing to check.
+            continue;
+        }
+        let tree = String::from_utf8_lossy(&out.stdout);
+        for line in tree.lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if banned.contains(&name) {
+                bail!("architecture rule broken: {krate} depends on {name} (see ARCHITECTURE.md)");
+            }
+        }
+        eprintln!("architecture: {krate} is free of {}", banned.join(", "));
+    }
+    Ok(())
+}
+
+fn test(root: &Path) -> Result<()> {
+    let started = Instant::now();
+    setup(root)?;
+    web_build(root)?;
+    lint(root)?;
+    run(Command::new("npm")
+        .args(["run", "--silent", "test"])
+        .current_dir(root.join("signaling/web")))?;
+    run(cargo().args(["test", "--workspace", "--all-targets"]))?;
+    run(cargo().args(["test", "--workspace", "--doc", "--quiet"]))?;
+    eprintln!(
+        "all checks passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn demo(root: &Path, bind: &str, room: &str) -> Result<()> {
+    setup(root)?;
+    web_build(root)?;
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "-p",
+        "portal-signaling",
+        "--bin",
+        "portal-server",
+    ]))?;
+    let bin = target_dir(root).join("debug/portal-server");
+    let data = root.join("target/demo-data");
+    eprintln!("starting the rooms server; stop with Ctrl-C");
+    let mut child = Command::new(&bin)
+        .args(["--bind", bind, "--data-dir"])
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)?;
+    let base = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or("http://127.0.0.1:8080")
+        .to_owned();
+    println!();
+    println!("  Portal is running.");
+    println!("  Open {base}/r/{room} in a browser (two tabs make a call).");
+    println!("  Health: {base}/healthz   Metrics: {base}/metrics");
+    println!();
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("portal-server exited with {status}");
+    }
+    Ok(())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
+    setup(root)?;
+    let _ = (which, quick);
+    bail!("benchmarks are being wired up")
+}
