@@ -480,3 +480,124 @@ fn room_cap_gives_too_many_rooms() {
         }
     }
 }
+
+mod fuzz {
+    //! Arbitrary sequences of connections, messages and disconnections: the hub never
+    //! panics, keeps its invariants, and its output stays bounded by the room size.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Connect,
+        Hello(usize, String, u32),
+        Join(usize, String, u8),
+        Leave(usize),
+        Signal(usize, u64),
+        Watch(usize, f64, f64),
+        Ping(usize),
+        Disconnect(usize),
+        Expire(f64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let room = prop_oneof![Just("a".to_owned()), Just("b".to_owned()), "[a-z./ -]{0,6}"];
+        prop_oneof![
+            3 => Just(Op::Connect),
+            3 => (0..24usize, "[a-zA-Z \u{0}\u{7}é]{0,8}", prop_oneof![Just(1u32), any::<u32>()]).prop_map(|(p, n, v)| Op::Hello(p, n, v)),
+            4 => (0..24usize, room, 0..4u8).prop_map(|(p, r, c)| Op::Join(p, r, c)),
+            1 => (0..24usize).prop_map(Op::Leave),
+            4 => (0..24usize, 0..30u64).prop_map(|(p, to)| Op::Signal(p, to)),
+            1 => (0..24usize, any::<f64>(), any::<f64>()).prop_map(|(p, pos, rate)| Op::Watch(p, pos, rate)),
+            1 => (0..24usize).prop_map(Op::Ping),
+            2 => (0..24usize).prop_map(Op::Disconnect),
+            1 => (0.0..1e12f64).prop_map(Op::Expire),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn hub_keeps_its_invariants(ops in proptest::collection::vec(op(), 1..200)) {
+            let config = HubConfig { max_peers_per_room: 3, max_rooms: 4, room_ttl_ms: 1e6, ..HubConfig::default() };
+            let max_peers = config.max_peers_per_room;
+            let mut hub = Hub::new(config, DocTokens::new([0; 32], 1e6), Vec::new());
+            let mut connected: Vec<PeerId> = Vec::new();
+            let mut next = 1u64;
+            let pick = |connected: &[PeerId], i: usize| connected.get(i % connected.len().max(1)).copied();
+            for (step, op) in ops.into_iter().enumerate() {
+                let now = step as f64;
+                let out = match op {
+                    Op::Connect => {
+                        let p = PeerId(next);
+                        next += 1;
+                        hub.connect(p);
+                        connected.push(p);
+                        Vec::new()
+                    }
+                    Op::Hello(i, name, v) => match pick(&connected, i) {
+                        Some(p) => hub.handle(p, now, ClientMessage::Hello { protocol: v, name, role: Role::Browser }),
+                        None => Vec::new(),
+                    },
+                    Op::Join(i, room, c) => match pick(&connected, i) {
+                        Some(p) => {
+                            let cred = match c {
+                                0 => Credential::None,
+                                1 => Credential::NewHash("h".into()),
+                                2 => Credential::Verified("h".into()),
+                                _ => Credential::Rejected,
+                            };
+                            hub.join(p, now, room, &cred)
+                        }
+                        None => Vec::new(),
+                    },
+                    Op::Leave(i) => pick(&connected, i).map_or_else(Vec::new, |p| hub.handle(p, now, ClientMessage::Leave)),
+                    Op::Signal(i, to) => pick(&connected, i).map_or_else(Vec::new, |p| {
+                        hub.handle(p, now, ClientMessage::Signal { to: PeerId(to), data: offer() })
+                    }),
+                    Op::Watch(i, position, rate) => pick(&connected, i).map_or_else(Vec::new, |p| {
+                        hub.handle(p, now, ClientMessage::Watch { state: WatchState { source: None, playing: true, position, rate } })
+                    }),
+                    Op::Ping(i) => pick(&connected, i).map_or_else(Vec::new, |p| {
+                        hub.handle(p, now, ClientMessage::Ping { id: 1, client_time: now })
+                    }),
+                    Op::Disconnect(i) => match pick(&connected, i) {
+                        Some(p) => {
+                            connected.retain(|q| *q != p);
+                            hub.disconnect(p, now)
+                        }
+                        None => Vec::new(),
+                    },
+                    Op::Expire(t) => hub.expire(t),
+                };
+                // Output is bounded: a handful of actions, each to at most a room's worth.
+                let expiring = matches!(out.first(), Some(Action::Store(StoreOp::DeleteRoom { .. })));
+                prop_assert!(out.len() <= 6 || expiring, "{} actions", out.len());
+                for action in &out {
+                    if let Action::Send { to, msg } = action {
+                        prop_assert!(to.len() <= max_peers);
+                        // Relayed signals go only to peers in the sender's room.
+                        if let ServerMessage::Signal { from, .. } = msg {
+                            prop_assert_eq!(hub.room_of(*from), hub.room_of(to[0]));
+                        }
+                    }
+                }
+                // Membership is consistent both ways and within limits.
+                prop_assert!(hub.known_rooms() <= 4);
+                let mut seen = 0;
+                for room in ["a", "b"] {
+                    let members = hub.room_members(room);
+                    prop_assert!(members.len() <= max_peers);
+                    for m in members {
+                        prop_assert_eq!(hub.room_of(*m), Some(room));
+                    }
+                    seen += members.len();
+                }
+                prop_assert!(hub.peer_count() == connected.len());
+                prop_assert!(seen <= hub.peer_count());
+            }
+        }
+    }
+}
