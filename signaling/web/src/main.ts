@@ -1,37 +1,21 @@
-// Landing page (create or join a room) and the room page at /r/{room}.
+// Landing page (create or join a room) and the room page at /r/{room}: a pre-join screen
+// with name, password, device pickers and a preview, then the call.
 
-import type { PeerInfo, ServerMessage } from "./gen/protocol";
-import { Signaling } from "./signaling";
+import { mountCall, type Feature } from "./call/view";
+import { Session } from "./call/session";
+import { el, field } from "./dom";
+import { features } from "./features";
 
 const app = document.getElementById("app") as HTMLElement;
 
-const ERROR_TEXT: Record<string, string> = {
-  roomFull: "This room is full.",
-  wrongPassword: "Wrong password for this room.",
-  invalidRoomName: "Room names use letters, digits, '-', '_' and '.'.",
-  invalidName: "Please enter a name (up to 64 characters).",
-  unsupportedProtocol: "This page is out of date; reload it.",
-  shuttingDown: "The server is restarting; reconnecting…",
-};
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
-
-function field(label: string, input: HTMLInputElement): HTMLLabelElement {
-  return el("label", {}, label, input);
-}
-
 function landing(): void {
-  const room = el("input", { name: "room", required: true, pattern: "[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value: randomRoom() });
+  const room = el("input", { name: "room", required: true, pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}", value: randomRoom() });
   const form = el("form", {}, field("Room name", room), el("button", { type: "submit" }, "Join"));
   form.onsubmit = (e) => {
     e.preventDefault();
     location.assign(`/r/${encodeURIComponent(room.value.trim())}`);
   };
-  app.replaceChildren(el("h1", {}, "Portal"), el("p", {}, "Create a room or join one by name."), form);
+  app.replaceChildren(el("div", { className: "landing" }, el("h1", {}, "Portal"), el("p", {}, "Create a room or join one by name."), form));
 }
 
 function randomRoom(): string {
@@ -40,16 +24,58 @@ function randomRoom(): string {
   return `${pick()}-${pick()}-${Math.floor(Math.random() * 1000)}`;
 }
 
-function roomPage(room: string): void {
+async function roomPage(room: string): Promise<void> {
   const params = new URLSearchParams(location.search);
   const name = el("input", { name: "name", required: true, maxLength: 64, value: params.get("name") ?? localStorage.getItem("portal.name") ?? "" });
   const password = el("input", { name: "password", type: "password", autocomplete: "current-password" });
-  const form = el("form", {}, field("Your name", name), field("Password (optional)", password), el("button", { type: "submit" }, "Join"));
-  const status = el("p", { role: "status" });
-  app.replaceChildren(el("h1", {}, `Room ${room}`), form, status);
+  const cameraSel = el("select", { name: "camera" });
+  const micSel = el("select", { name: "microphone" });
+  const speakerSel = el("select", { name: "speaker" });
+  const preview = el("video", { autoplay: true, playsInline: true, muted: true, className: "preview" });
+  const problem = el("p", { className: "error", role: "alert" });
+  const join = el("button", { type: "submit" }, "Join");
+  const form = el(
+    "form",
+    {},
+    field("Your name", name),
+    field("Password (optional)", password),
+    field("Camera", cameraSel),
+    field("Microphone", micSel),
+    field("Speaker", speakerSel),
+    join,
+  );
+  app.replaceChildren(el("div", { className: "prejoin" }, el("h1", {}, `Room ${room}`), el("div", { className: "prejoin-body" }, preview, form), problem));
+
+  const session = new Session({ room, name: "", excludeH264: params.get("codec") === "vp8" });
+  await session.local.open();
+  preview.srcObject = session.local.stream;
+  if (session.local.error) problem.textContent = session.local.error;
+  await fillDevices(cameraSel, micSel, speakerSel, session);
+
+  cameraSel.onchange = async () => {
+    await session.local.open(micSel.value || undefined, cameraSel.value || undefined);
+    preview.srcObject = session.local.stream;
+  };
+  micSel.onchange = cameraSel.onchange;
+
   const go = () => {
-    localStorage.setItem("portal.name", name.value.trim());
-    inRoom(room, name.value.trim(), password.value);
+    const who = name.value.trim();
+    if (!who) {
+      problem.textContent = "Please enter your name.";
+      return;
+    }
+    localStorage.setItem("portal.name", who);
+    const call = new Session({ room, name: who, ...(password.value ? { password: password.value } : {}), excludeH264: params.get("codec") === "vp8" });
+    // Hand the opened media over rather than asking for the devices twice.
+    call.local.setTracks(session.local.audio, session.local.video);
+    call.local.error = session.local.error;
+    if (speakerSel.value) (window as unknown as { portalSpeaker?: string }).portalSpeaker = speakerSel.value;
+    mountCall(app, call, features as Feature[], () => {
+      history.pushState(null, "", "/");
+      landing();
+    });
+    (window as unknown as { portal?: Session }).portal = call;
+    call.start();
   };
   form.onsubmit = (e) => {
     e.preventDefault();
@@ -58,55 +84,18 @@ function roomPage(room: string): void {
   if (params.get("autojoin") === "1" && name.value.trim()) go();
 }
 
-function inRoom(room: string, name: string, password: string): void {
-  const peers = new Map<number, PeerInfo>();
-  const list = el("ul", { className: "peers", ariaLabel: "People in the room" });
-  const status = el("p", { role: "status" }, "Connecting…");
-  const leave = el("button", { type: "button" }, "Leave");
-  app.replaceChildren(el("h1", {}, `Room ${room}`), status, el("h2", {}, "People"), list, leave);
-  const render = () => list.replaceChildren(...[...peers.values()].map((p) => el("li", {}, `${p.name}${p.role === "kiosk" ? " (room display)" : ""}`)));
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
-  const signaling = new Signaling({
-    url,
-    name,
-    room,
-    ...(password ? { password } : {}),
-    onState: (s) => {
-      if (s === "open") status.textContent = "Connected.";
-      else if (s === "connecting") status.textContent = "Connecting…";
-    },
-    onMessage: (msg: ServerMessage) => {
-      switch (msg.type) {
-        case "joined":
-          peers.clear();
-          for (const p of msg.peers) peers.set(p.id, p);
-          render();
-          break;
-        case "peerJoined":
-          peers.set(msg.peer.id, msg.peer);
-          render();
-          break;
-        case "peerLeft":
-          peers.delete(msg.peerId);
-          render();
-          break;
-        case "error":
-          status.textContent = ERROR_TEXT[msg.code] ?? msg.message;
-          status.className = "error";
-          break;
-        default:
-          break;
-      }
-    },
-  });
-  leave.onclick = () => {
-    signaling.stop();
-    landing();
-    history.pushState(null, "", "/");
+async function fillDevices(camera: HTMLSelectElement, mic: HTMLSelectElement, speaker: HTMLSelectElement, session: Session): Promise<void> {
+  const devices = await navigator.mediaDevices.enumerateDevices().catch(() => [] as MediaDeviceInfo[]);
+  const fill = (sel: HTMLSelectElement, kind: MediaDeviceKind, current?: string) => {
+    const list = devices.filter((d) => d.kind === kind);
+    sel.replaceChildren(...list.map((d, i) => el("option", { value: d.deviceId, selected: d.deviceId === current }, d.label || `${kind} ${i + 1}`)));
+    sel.disabled = list.length === 0;
   };
-  signaling.start();
+  fill(camera, "videoinput", session.local.video?.getSettings().deviceId);
+  fill(mic, "audioinput", session.local.audio?.getSettings().deviceId);
+  fill(speaker, "audiooutput");
 }
 
 const match = /^\/r\/([^/]+)$/.exec(location.pathname);
-if (match) roomPage(decodeURIComponent(match[1]));
+if (match) void roomPage(decodeURIComponent(match[1]));
 else landing();
