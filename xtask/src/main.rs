@@ -67,6 +67,11 @@ enum Cmd {
     },
     /// Run every check and test (what CI runs).
     Test,
+    /// Run only the browser end-to-end tests (Chromium against the real server).
+    E2e {
+        /// Test files under signaling/web/tests/e2e (default: all).
+        files: Vec<String>,
+    },
     /// Format check, clippy, TypeScript type check, architecture rules.
     Lint,
     /// Regenerate signaling/web/src/gen from the Rust wire types.
@@ -90,6 +95,13 @@ fn main() -> Result<()> {
         Cmd::Setup => setup(&root),
         Cmd::Demo { bind, room } => demo(&root, &bind, &room),
         Cmd::Test => test(&root),
+        Cmd::E2e { files } => {
+            setup(&root)?;
+            web_build(&root)?;
+            let mut tally = Tally::default();
+            e2e(&root, &files, &mut tally)?;
+            tally.finish()
+        }
         Cmd::Lint => {
             setup(&root)?;
             lint(&root)
@@ -269,16 +281,146 @@ fn test(root: &Path) -> Result<()> {
     setup(root)?;
     web_build(root)?;
     lint(root)?;
-    run(Command::new("npm")
-        .args(["run", "--silent", "test"])
-        .current_dir(root.join("signaling/web")))?;
-    run(cargo().args(["test", "--workspace", "--all-targets"]))?;
-    run(cargo().args(["test", "--workspace", "--doc", "--quiet"]))?;
-    eprintln!(
-        "all checks passed in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    let mut tally = Tally::default();
+    tally.run(
+        "web unit tests (vitest)",
+        Command::new("npx")
+            .args(["vitest", "run", "--reporter=default"])
+            .current_dir(root.join("signaling/web")),
+    )?;
+    tally.run(
+        "cargo tests",
+        cargo().args(["test", "--workspace", "--all-targets"]),
+    )?;
+    e2e(root, &[], &mut tally)?;
+    eprintln!("finished in {:.0} s", started.elapsed().as_secs_f64());
+    tally.finish()
+}
+
+/// Browser end-to-end tests: node's test runner drives Chromium (playwright-core)
+/// against the freshly built portal-server.
+fn e2e(root: &Path, files: &[String], tally: &mut Tally) -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "-p",
+        "portal-signaling",
+        "--bin",
+        "portal-server",
+    ]))?;
+    let server = target_dir(root).join("debug/portal-server");
+    let web = root.join("signaling/web");
+    let mut cmd = Command::new("node");
+    cmd.args(["--test", "--test-concurrency=1", "--test-reporter=tap"])
+        .current_dir(&web)
+        .env("PORTAL_SERVER_BIN", &server);
+    if files.is_empty() {
+        let mut all: Vec<String> = std::fs::read_dir(web.join("tests/e2e"))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".test.mjs"))
+            .map(|n| format!("tests/e2e/{n}"))
+            .collect();
+        all.sort();
+        cmd.args(all);
+    } else {
+        cmd.args(files.iter().map(|f| format!("tests/e2e/{f}")));
+    }
+    tally.run("browser e2e tests (Chromium)", &mut cmd)
+}
+
+/// Adds up what every test runner reports, so the run ends with one plain line.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    /// Runs a test command, echoing its output and reading its counts.
+    fn run(&mut self, what: &str, cmd: &mut Command) -> Result<()> {
+        use std::io::BufRead as _;
+        eprintln!("$ {}", display(cmd));
+        let mut child = cmd
+            .env("NO_COLOR", "1")
+            .env("FORCE_COLOR", "0")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", display(cmd)))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (mut passed, mut failed) = (0u64, 0u64);
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            let (p, f) = counts(&line);
+            passed += p;
+            failed += f;
+        }
+        let status = child.wait()?;
+        self.passed += passed;
+        self.failed += failed;
+        eprintln!("{what}: {passed} passed, {failed} failed");
+        if !status.success() {
+            self.failures.push(format!("{what} ({status})"));
+            if failed == 0 {
+                self.failed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        println!("{} passed, {} failed", self.passed, self.failed);
+        if self.failures.is_empty() && self.failed == 0 {
+            Ok(())
+        } else {
+            bail!("failed: {}", self.failures.join("; "))
+        }
+    }
+}
+
+/// Pass and fail counts from one line of cargo test, node --test (TAP) or vitest.
+fn counts(line: &str) -> (u64, u64) {
+    let line = line.trim();
+    let number_before = |text: &str, word: &str| -> u64 {
+        text.split(word)
+            .next()
+            .and_then(|head| head.split_whitespace().last())
+            .and_then(|n| n.trim_start_matches('(').parse().ok())
+            .unwrap_or(0)
+    };
+    if let Some(rest) = line.strip_prefix("test result: ") {
+        // cargo: "test result: ok. 12 passed; 0 failed; 0 ignored; ..."
+        let passed = rest
+            .split(';')
+            .find(|p| p.contains("passed"))
+            .map_or(0, |p| number_before(p, " passed"));
+        let failed = rest
+            .split(';')
+            .find(|p| p.contains("failed"))
+            .map_or(0, |p| number_before(p, " failed"));
+        return (passed, failed);
+    }
+    if let Some(n) = line.strip_prefix("# pass ") {
+        return (n.trim().parse().unwrap_or(0), 0);
+    }
+    if let Some(n) = line.strip_prefix("# fail ") {
+        return (0, n.trim().parse().unwrap_or(0));
+    }
+    if let Some(rest) = line.strip_prefix("Tests ") {
+        // vitest: "Tests  6 passed (6)" or "Tests  1 failed | 5 passed (6)"
+        let passed = rest
+            .split('|')
+            .find(|p| p.contains("passed"))
+            .map_or(0, |p| number_before(p, " passed"));
+        let failed = rest
+            .split('|')
+            .find(|p| p.contains("failed"))
+            .map_or(0, |p| number_before(p, " failed"));
+        return (passed, failed);
+    }
+    (0, 0)
 }
 
 fn demo(root: &Path, bind: &str, room: &str) -> Result<()> {
@@ -329,4 +471,26 @@ fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
     setup(root)?;
     let _ = (which, quick);
     bail!("benchmarks are being wired up")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counts;
+
+    #[test]
+    fn reads_every_runner() {
+        assert_eq!(
+            counts("test result: ok. 12 passed; 0 failed; 0 ignored; 0 measured"),
+            (12, 0)
+        );
+        assert_eq!(
+            counts("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
+            (3, 2)
+        );
+        assert_eq!(counts("# pass 4"), (4, 0));
+        assert_eq!(counts("# fail 1"), (0, 1));
+        assert_eq!(counts("      Tests  6 passed (6)"), (6, 0));
+        assert_eq!(counts("Tests  1 failed | 5 passed (6)"), (5, 1));
+        assert_eq!(counts("running 3 tests"), (0, 0));
+    }
 }
