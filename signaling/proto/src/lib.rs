@@ -61,11 +61,16 @@ pub enum Role {
     rename_all_fields = "camelCase"
 )]
 pub enum ClientMessage {
-    /// First message on a connection.
+    /// First message on a connection. `resume` is the `resumeToken` of an earlier
+    /// `welcome`: the server gives back the same peer id when it can, so the other peers
+    /// keep their connections to this one across a signaling drop or a server restart.
     Hello {
         protocol: u32,
         name: String,
         role: Role,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        resume: Option<String>,
     },
     /// Enter a room, creating it when it does not exist. A password given when creating
     /// protects the room from then on.
@@ -94,12 +99,15 @@ pub enum ClientMessage {
     rename_all_fields = "camelCase"
 )]
 pub enum ServerMessage {
-    /// Answer to a valid `hello`.
+    /// Answer to a valid `hello`. `resumed` is true when the id of `hello.resume` was
+    /// given back.
     Welcome {
         protocol: u32,
         peer_id: PeerId,
         server_time: f64,
         ice_servers: Vec<IceServer>,
+        resume_token: String,
+        resumed: bool,
     },
     /// You are in `room`; `peers` are the others already there.
     Joined {

@@ -25,6 +25,7 @@ fn client_messages_on_the_wire() {
             protocol: 1,
             name: "Room 4.01".into(),
             role: Role::Kiosk,
+            resume: None,
         },
     );
     round_trip_client(
@@ -89,7 +90,7 @@ fn client_messages_on_the_wire() {
 #[test]
 fn server_messages_on_the_wire() {
     round_trip_server(
-        r#"{"type":"welcome","protocol":1,"peerId":4,"serverTime":5.0,"iceServers":[{"urls":["stun:s:3478"]},{"urls":["turn:t"],"username":"9:4","credential":"c"}]}"#,
+        r#"{"type":"welcome","protocol":1,"peerId":4,"serverTime":5.0,"iceServers":[{"urls":["stun:s:3478"]},{"urls":["turn:t"],"username":"9:4","credential":"c"}],"resumeToken":"r","resumed":false}"#,
         &ServerMessage::Welcome {
             protocol: 1,
             peer_id: PeerId(4),
@@ -106,6 +107,8 @@ fn server_messages_on_the_wire() {
                     credential: Some("c".into()),
                 },
             ],
+            resume_token: "r".into(),
+            resumed: false,
         },
     );
     round_trip_server(

@@ -65,6 +65,9 @@ pub struct Config {
     /// Seconds a new connection has to send `hello`.
     #[arg(long, env = "PORTAL_HELLO_TIMEOUT", default_value_t = 10)]
     pub hello_timeout: u64,
+    /// Seconds a peer whose connection dropped stays in its room, waiting to resume.
+    #[arg(long, env = "PORTAL_RESUME_GRACE", default_value_t = 20)]
+    pub resume_grace: u64,
     /// Days an unused room (and its password) is remembered.
     #[arg(long, env = "PORTAL_ROOM_TTL_DAYS", default_value_t = 30)]
     pub room_ttl_days: u32,
@@ -94,6 +97,7 @@ impl Config {
             max_peers_per_room: self.max_peers.max(1),
             max_rooms: self.max_rooms.max(1),
             room_ttl_ms: f64::from(self.room_ttl_days) * 24.0 * 3600.0 * 1000.0,
+            resume_grace_ms: self.resume_grace as f64 * 1000.0,
             ice: IceConfig {
                 stun_urls: self.stun_urls.clone(),
                 turn: self.turn_secret.as_ref().map(|secret| TurnConfig {

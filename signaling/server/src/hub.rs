@@ -28,6 +28,9 @@ pub struct HubConfig {
     pub max_rooms: usize,
     /// Rooms unused for this long are forgotten, password and all.
     pub room_ttl_ms: Millis,
+    /// How long a peer whose connection dropped (without a close) stays in its room,
+    /// so it can come back with `hello.resume` and nobody's calls are torn down.
+    pub resume_grace_ms: Millis,
     pub ice: IceConfig,
 }
 
@@ -37,6 +40,7 @@ impl Default for HubConfig {
             max_peers_per_room: 8,
             max_rooms: 100_000,
             room_ttl_ms: 30.0 * 24.0 * 3600.0 * 1000.0,
+            resume_grace_ms: 20_000.0,
             ice: IceConfig::default(),
         }
     }
@@ -51,6 +55,8 @@ pub enum Action {
     Close { peer: PeerId, code: ErrorCode },
     /// Persist a change.
     Store(StoreOp),
+    /// The connection known as `from` resumed the peer `to`: route `to`'s messages to it.
+    Rekey { from: PeerId, to: PeerId },
 }
 
 /// Changes the store must make so that a restart changes nothing for users.
@@ -113,6 +119,8 @@ struct Peer {
     role: Role,
     hello: bool,
     room: Option<String>,
+    /// Set while the connection is gone but the peer may still resume.
+    away_since: Option<Millis>,
 }
 
 #[derive(Debug)]
@@ -200,16 +208,51 @@ impl Hub {
                 role: Role::Browser,
                 hello: false,
                 room: None,
+                away_since: None,
             },
         );
     }
 
-    /// The connection is gone (closed, failed or timed out).
-    pub fn disconnect(&mut self, peer: PeerId, now: Millis) -> Vec<Action> {
+    /// The connection is gone. `clean` means the client closed it on purpose (a close
+    /// frame): the peer leaves at once. Otherwise a peer in a room stays there, away,
+    /// for the resume grace period (see [`Hub::expire_away`]).
+    pub fn disconnect(&mut self, peer: PeerId, now: Millis, clean: bool) -> Vec<Action> {
         let mut out = Vec::new();
+        if let Some(state) = self.peers.get_mut(&peer)
+            && !clean
+            && state.room.is_some()
+            && self.config.resume_grace_ms > 0.0
+        {
+            state.away_since = Some(now);
+            return out;
+        }
         self.leave_room(peer, now, &mut out);
         self.peers.remove(&peer);
         out
+    }
+
+    /// Peers away for longer than the grace period leave their rooms for good.
+    pub fn expire_away(&mut self, now: Millis) -> Vec<Action> {
+        let grace = self.config.resume_grace_ms;
+        let gone: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.away_since.is_some_and(|t| now - t >= grace))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::new();
+        for peer in gone {
+            self.leave_room(peer, now, &mut out);
+            self.peers.remove(&peer);
+        }
+        out
+    }
+
+    /// Whether `peer` is away (connection dropped, may resume).
+    pub fn is_away(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.away_since.is_some())
     }
 
     /// How `room` may be entered; `Err` when the name is invalid.
@@ -240,7 +283,16 @@ impl Hub {
                 protocol,
                 name,
                 role,
-            } => self.hello(peer, now, protocol, &name, role, &mut out),
+                resume,
+            } => self.hello(
+                peer,
+                now,
+                protocol,
+                &name,
+                role,
+                resume.as_deref(),
+                &mut out,
+            ),
             _ if !state.hello => {
                 error(&mut out, peer, ErrorCode::HelloRequired, "send hello first");
             }
@@ -336,6 +388,7 @@ impl Hub {
         protocol: u32,
         name: &str,
         role: Role,
+        resume: Option<&str>,
         out: &mut Vec<Action>,
     ) {
         if protocol != PROTOCOL_VERSION {
@@ -364,16 +417,48 @@ impl Hub {
         state.hello = true;
         name.trim().clone_into(&mut state.name);
         state.role = role;
-        let ice_servers: Vec<IceServer> = self.config.ice.servers_for(peer, now);
+        let id = match resume.and_then(|t| self.tokens.verify_resume(t, now).ok()) {
+            Some(old) if old != peer => self.resume(peer, old).unwrap_or(peer),
+            _ => peer,
+        };
+        if id != peer {
+            out.push(Action::Rekey { from: peer, to: id });
+        }
+        let ice_servers: Vec<IceServer> = self.config.ice.servers_for(id, now);
         out.push(Action::Send {
-            to: vec![peer],
+            to: vec![id],
             msg: ServerMessage::Welcome {
                 protocol: PROTOCOL_VERSION,
-                peer_id: peer,
+                peer_id: id,
                 server_time: now,
                 ice_servers,
+                resume_token: self.tokens.issue_resume(id, now),
+                resumed: id != peer,
             },
         });
+    }
+
+    /// Gives the connection `conn` the identity of `old`, if `old` is away or unknown
+    /// (its grace ran out, or the server restarted). A peer connected elsewhere keeps
+    /// its id and `conn` stays what it is.
+    fn resume(&mut self, conn: PeerId, old: PeerId) -> Option<PeerId> {
+        let fresh = self.peers.remove(&conn)?;
+        match self.peers.get_mut(&old) {
+            Some(existing) if existing.away_since.is_some() => {
+                existing.away_since = None;
+                existing.name = fresh.name;
+                existing.role = fresh.role;
+                existing.hello = true;
+            }
+            Some(_) => {
+                self.peers.insert(conn, fresh);
+                return None;
+            }
+            None => {
+                self.peers.insert(old, fresh);
+            }
+        }
+        Some(old)
     }
 
     fn join_inner(
@@ -389,6 +474,35 @@ impl Hub {
             return;
         }
         let state = &self.peers[&peer];
+        if state.room.as_deref() == Some(room_name.as_str()) {
+            // Back from a dropped connection: the others never saw us leave.
+            let peers = self
+                .room_members(&room_name)
+                .iter()
+                .filter(|id| **id != peer)
+                .map(|id| {
+                    let p = &self.peers[id];
+                    PeerInfo {
+                        id: *id,
+                        name: p.name.clone(),
+                        role: p.role,
+                    }
+                })
+                .collect();
+            let watch = self.rooms.get(&room_name).and_then(|r| r.watch.clone());
+            let doc_token = self.tokens.issue(&room_name, peer, now);
+            out.push(Action::Send {
+                to: vec![peer],
+                msg: ServerMessage::Joined {
+                    room: room_name,
+                    peer_id: peer,
+                    peers,
+                    watch,
+                    doc_token,
+                },
+            });
+            return;
+        }
         if let Some(current) = &state.room {
             error(
                 out,

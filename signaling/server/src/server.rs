@@ -35,7 +35,7 @@ use crate::docs::DocsHub;
 use crate::hub::{Action, Credential, Hub, RoomAccess};
 use crate::limits::TokenBucket;
 use crate::metrics::{HubGauges, Metrics};
-use crate::store::{Store, StoreError, StoreThread, now_ms};
+use crate::store::{PEER_ID_BLOCK, Store, StoreError, StoreThread, now_ms, reserve_peer_ids};
 use crate::token::DocTokens;
 use crate::web::{WebRoot, parse_range};
 
@@ -169,7 +169,7 @@ impl Server {
                 hello_timeout: config.hello_timeout(),
                 max_doc_frame: config.docs_config().max_update + 64 * 1024,
             },
-            next_peer: AtomicU64::new(1),
+            next_peer: AtomicU64::new(loaded.first_peer_id),
             shutdown,
             tasks: Tracker::default(),
             epoch: Instant::now(),
@@ -209,6 +209,7 @@ impl Server {
         } = self;
         let mut shutdown = shared.shutdown.clone();
         let expiry = tokio::spawn(expire_rooms(shared.clone()));
+        let away = tokio::spawn(expire_away(shared.clone()));
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -245,6 +246,7 @@ impl Server {
         drop(listener);
         let _ = shutdown_tx.send(true);
         expiry.abort();
+        away.abort();
         if !shared.tasks.wait_idle(Duration::from_secs(5)).await {
             tracing::warn!("some connections did not close in time");
         }
@@ -294,6 +296,16 @@ async fn expire_rooms(shared: Arc<Shared>) {
     loop {
         every.tick().await;
         let actions = shared.lock().hub.expire(now_ms());
+        shared.carry_out(actions);
+    }
+}
+
+/// Ends the grace of peers whose connection dropped and who did not come back.
+async fn expire_away(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let actions = shared.lock().hub.expire_away(now_ms());
         shared.carry_out(actions);
     }
 }
@@ -636,6 +648,11 @@ impl Shared {
                     tracing::debug!(%peer, %code, "closing connection");
                 }
                 Action::Store(op) => self.store.apply(op),
+                Action::Rekey { from, to } => {
+                    if let Some(outbox) = routing.outboxes.remove(&from) {
+                        routing.outboxes.insert(to, outbox);
+                    }
+                }
             }
         }
     }
@@ -673,8 +690,9 @@ struct Connection<'a, S> {
 
 /// How a connection ended, for the close frame.
 enum End {
-    /// The client closed or the socket failed: nothing more to send.
-    Gone,
+    /// The client closed (`clean`: with a close frame) or the socket failed: nothing
+    /// more to send.
+    Gone { clean: bool },
     /// Send `code` (if any) and a close frame with `close`.
     Close(Option<(ErrorCode, String)>, CloseCode, &'static str),
 }
@@ -684,7 +702,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     async fn run(ws: WebSocketStream<S>, addr: SocketAddr, shared: &Shared) {
-        let peer = PeerId(shared.next_peer.fetch_add(1, Relaxed));
+        let id = shared.next_peer.fetch_add(1, Relaxed);
+        if id % PEER_ID_BLOCK == 0 {
+            // Crossing into the next reserved block: reserve the one after it.
+            let floor = id + PEER_ID_BLOCK;
+            let _ = shared.store.call(move |c| reserve_peer_ids(c, floor)).await;
+        }
+        let peer = PeerId(id);
         let (tx, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
         {
             let mut routing = shared.lock();
@@ -706,11 +730,14 @@ where
             hello: false,
         };
         let end = conn.serve(&mut rx).await;
+        let clean = matches!(end, End::Gone { clean: true });
         conn.finish(end).await;
+        // A resumed connection has taken another peer's id.
+        let peer = conn.peer;
         let actions = {
             let mut routing = shared.lock();
             routing.outboxes.remove(&peer);
-            routing.hub.disconnect(peer, now_ms())
+            routing.hub.disconnect(peer, now_ms(), clean)
         };
         shared.carry_out(actions);
         tracing::debug!(%addr, %peer, "disconnected");
@@ -738,7 +765,7 @@ where
                 out = rx.recv() => match out {
                     Some(frame) => {
                         if self.send_queued(frame, rx).await.is_err() {
-                            return End::Gone;
+                            return End::Gone { clean: false };
                         }
                     }
                     None => return End::Close(None, CloseCode::Policy, "closed by server"),
@@ -746,7 +773,7 @@ where
                 incoming = self.ws.next() => {
                     last_seen = Instant::now();
                     match incoming {
-                        None => return End::Gone,
+                        None => return End::Gone { clean: false },
                         Some(Ok(frame)) => {
                             if let Some(end) = self.on_frame(frame).await {
                                 return end;
@@ -761,7 +788,7 @@ where
                         }
                         Some(Err(e)) => {
                             tracing::debug!(addr = %self.addr, error = %e, "websocket error");
-                            return End::Gone;
+                            return End::Gone { clean: false };
                         }
                     }
                 }
@@ -782,7 +809,7 @@ where
                     }
                     let stamp = Bytes::from(started.elapsed().as_millis().to_string());
                     if self.ws.send(Message::Ping(stamp)).await.is_err() {
-                        return End::Gone;
+                        return End::Gone { clean: false };
                     }
                 }
             }
@@ -822,7 +849,7 @@ where
                 .await;
                 return None;
             }
-            Message::Close(_) => return Some(End::Gone),
+            Message::Close(_) => return Some(End::Gone { clean: true }),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return None,
         };
         metrics.messages_in.fetch_add(1, Relaxed);
@@ -862,6 +889,11 @@ where
                 let is_hello = matches!(msg, ClientMessage::Hello { .. });
                 let mut routing = self.shared.lock();
                 let actions = routing.hub.handle(self.peer, now_ms(), msg);
+                if let Some(Action::Rekey { to, .. }) =
+                    actions.iter().find(|a| matches!(a, Action::Rekey { .. }))
+                {
+                    self.peer = *to;
+                }
                 self.shared.deliver(&mut routing, actions);
                 if is_hello && !self.hello {
                     self.hello = routing.hub.has_hello(self.peer);

@@ -53,7 +53,13 @@ pub struct Loaded {
     pub rooms: Vec<StoredRoom>,
     /// Key for document tokens, made on first start.
     pub token_key: [u8; 32],
+    /// Peer ids from here on were never handed out before (see [`PEER_ID_BLOCK`]).
+    pub first_peer_id: u64,
 }
+
+/// Peer ids are reserved in blocks: each start takes the next block, so an id is never
+/// handed out twice, even across restarts (resumed peers keep theirs).
+pub const PEER_ID_BLOCK: u64 = 1_000_000;
 
 /// Joins the store thread; dropping every [`Store`] and then this flushes and closes.
 #[derive(Debug)]
@@ -78,6 +84,19 @@ const MIGRATIONS: &[&str] = &[
          created_at REAL NOT NULL,
          last_active REAL NOT NULL,
          watch TEXT
+     );",
+    // 2: shared documents: a snapshot per room and the log of updates after it.
+    "CREATE TABLE doc_snapshots (
+         room TEXT PRIMARY KEY,
+         seq INTEGER NOT NULL,
+         state BLOB NOT NULL,
+         updated_at REAL NOT NULL
+     );
+     CREATE TABLE doc_updates (
+         room TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         data BLOB NOT NULL,
+         PRIMARY KEY (room, seq)
      );",
 ];
 
@@ -230,7 +249,32 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
         )?;
         k
     };
-    Ok(Loaded { rooms, token_key })
+    let floor: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'peer_id_floor'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let first_peer_id = floor
+        .and_then(|f| u64::try_from(f).ok())
+        .unwrap_or(1)
+        .max(1);
+    reserve_peer_ids(conn, first_peer_id + PEER_ID_BLOCK)?;
+    Ok(Loaded {
+        rooms,
+        token_key,
+        first_peer_id,
+    })
+}
+
+/// Records that ids below `floor` may have been handed out.
+pub fn reserve_peer_ids(conn: &Connection, floor: u64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('peer_id_floor', ?1)",
+        params![i64::try_from(floor).unwrap_or(i64::MAX)],
+    )
+    .map(drop)
 }
 
 fn apply_op(conn: &Connection, op: &StoreOp) -> rusqlite::Result<()> {

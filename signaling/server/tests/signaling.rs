@@ -176,7 +176,8 @@ async fn leave_and_disconnect_both_produce_peer_left() {
     assert_eq!(c.recv().await, ServerMessage::PeerLeft { peer_id: b.id });
 
     let c_id = c.id;
-    drop(c); // the socket closes without a word
+    // A clean close (close frame) leaves at once.
+    futures_util::SinkExt::close(&mut c.ws).await.unwrap();
     assert_eq!(a.recv().await, ServerMessage::PeerLeft { peer_id: c_id });
 
     // b can join again after leaving.
@@ -246,6 +247,7 @@ async fn errors_are_typed_and_the_connection_keeps_working() {
         protocol: 1,
         name: "again".into(),
         role: Role::Browser,
+        resume: None,
     })
     .await;
     expect_error(&c.recv().await, ErrorCode::AlreadyHello);
@@ -621,6 +623,7 @@ async fn tls_serves_wss_and_a_bad_certificate_stops_the_server() {
             protocol: 1,
             name: "secure".into(),
             role: Role::Browser,
+            resume: None,
         },
     )
     .await;
@@ -696,6 +699,7 @@ async fn turn_credentials_in_welcome() {
             protocol: 1,
             name: "t".into(),
             role: Role::Kiosk,
+            resume: None,
         },
     )
     .await;
@@ -718,4 +722,113 @@ async fn turn_credentials_in_welcome() {
         other => panic!("{other:?}"),
     }
     let _ = ws.next().await;
+}
+
+/// Connects with `hello.resume` and returns the client and the `welcome`.
+async fn hello_resume(server: &ServerProc, name: &str, token: &str) -> (common::Ws, ServerMessage) {
+    let mut ws = connect(server).await;
+    send(
+        &mut ws,
+        &ClientMessage::Hello {
+            protocol: 1,
+            name: name.into(),
+            role: Role::Browser,
+            resume: Some(token.into()),
+        },
+    )
+    .await;
+    let welcome = recv(&mut ws).await;
+    (ws, welcome)
+}
+
+async fn hello_token(server: &ServerProc, name: &str) -> (Client, String) {
+    let mut ws = connect(server).await;
+    send(
+        &mut ws,
+        &ClientMessage::Hello {
+            protocol: 1,
+            name: name.into(),
+            role: Role::Browser,
+            resume: None,
+        },
+    )
+    .await;
+    match recv(&mut ws).await {
+        ServerMessage::Welcome {
+            peer_id,
+            resume_token,
+            resumed: false,
+            ..
+        } => (Client { ws, id: peer_id }, resume_token),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_without_anyone_noticing() {
+    let server = ServerProc::start(&["--resume-grace", "3"]);
+    let (mut a, _) = hello_token(&server, "a").await;
+    let (mut b, b_token) = hello_token(&server, "b").await;
+    a.join("r", None).await;
+    b.join("r", None).await;
+    a.recv().await; // peerJoined b
+    let b_id = b.id;
+    drop(b); // the socket dies without a close frame
+    a.expect_silence(1000).await;
+
+    let (ws, welcome) = hello_resume(&server, "b", &b_token).await;
+    assert!(
+        matches!(welcome, ServerMessage::Welcome { peer_id, resumed: true, .. } if peer_id == b_id)
+    );
+    let mut b = Client { ws, id: b_id };
+    match b.join("r", None).await {
+        ServerMessage::Joined { peers, .. } => {
+            assert_eq!(peers.iter().map(|p| p.id).collect::<Vec<_>>(), vec![a.id])
+        }
+        other => panic!("{other:?}"),
+    }
+    a.expect_silence(300).await;
+    // Signals flow both ways again.
+    a.send(&ClientMessage::Signal {
+        to: b_id,
+        data: sdp(SdpType::Offer, "again"),
+    })
+    .await;
+    assert!(matches!(b.recv().await, ServerMessage::Signal { from, .. } if from == a.id));
+
+    // Without a resume the grace runs out and the others are told.
+    drop(b);
+    let started = std::time::Instant::now();
+    assert_eq!(a.recv().await, ServerMessage::PeerLeft { peer_id: b_id });
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn peers_keep_their_ids_across_a_server_restart() {
+    let mut server = ServerProc::start(&[]);
+    let (mut a, a_token) = hello_token(&server, "a").await;
+    let (mut b, b_token) = hello_token(&server, "b").await;
+    a.join("r", None).await;
+    b.join("r", None).await;
+    let (a_id, b_id) = (a.id, b.id);
+    server.terminate();
+    server.restart();
+
+    // A newcomer after the restart never gets an id from before it.
+    let (fresh, _) = hello_token(&server, "new").await;
+    assert!(fresh.id != a_id && fresh.id != b_id && fresh.id > b_id);
+
+    let (ws, welcome) = hello_resume(&server, "a", &a_token).await;
+    assert!(
+        matches!(welcome, ServerMessage::Welcome { peer_id, resumed: true, .. } if peer_id == a_id)
+    );
+    a = Client { ws, id: a_id };
+    a.join("r", None).await;
+    let (ws, _) = hello_resume(&server, "b", &b_token).await;
+    b = Client { ws, id: b_id };
+    match b.join("r", None).await {
+        ServerMessage::Joined { peers, .. } => assert_eq!(peers[0].id, a_id),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(a.recv().await, ServerMessage::PeerJoined { peer } if peer.id == b_id));
 }

@@ -37,6 +37,8 @@ export class Signaling {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private nextPingId = 1;
   private pending = new Map<number, number>();
+  /** From the last `welcome`: lets a reconnect keep our peer id (and everyone's calls). */
+  private resumeToken: string | null = null;
 
   constructor(private readonly opts: SignalingOptions) {}
 
@@ -66,7 +68,13 @@ export class Signaling {
     this.ws = ws;
     this.opts.onState?.("connecting");
     ws.onopen = () => {
-      this.send({ type: "hello", protocol: PROTOCOL_VERSION, name: this.opts.name, role: this.opts.role ?? "browser" });
+      this.send({
+        type: "hello",
+        protocol: PROTOCOL_VERSION,
+        name: this.opts.name,
+        role: this.opts.role ?? "browser",
+        ...(this.resumeToken ? { resume: this.resumeToken } : {}),
+      });
     };
     ws.onmessage = (ev) => {
       let msg: ServerMessage;
@@ -92,6 +100,7 @@ export class Signaling {
     switch (msg.type) {
       case "welcome":
         this.peerId = msg.peerId;
+        this.resumeToken = msg.resumeToken;
         this.send({ type: "join", room: this.opts.room, ...(this.opts.password ? { password: this.opts.password } : {}) });
         this.startPing();
         break;

@@ -25,6 +25,7 @@ fn hello(hub: &mut Hub, id: u64, name: &str) -> PeerId {
             protocol: PROTOCOL_VERSION,
             name: name.into(),
             role: Role::Browser,
+            resume: None,
         },
     );
     assert!(
@@ -189,7 +190,7 @@ fn leave_and_disconnect_both_announce_peer_left() {
     let out = hub.handle(a, 5.0, ClientMessage::Leave);
     assert_eq!(error_code(&out, a), Some(ErrorCode::NotInRoom));
 
-    let out = hub.disconnect(b, 6.0);
+    let out = hub.disconnect(b, 6.0, true);
     assert_eq!(to(&out, c), vec![&ServerMessage::PeerLeft { peer_id: b }]);
     assert_eq!(hub.room_members("r"), &[c]);
     assert_eq!(hub.peer_count(), 2);
@@ -297,6 +298,7 @@ fn hello_rules() {
         protocol: 1,
         name: "  ".into(),
         role: Role::Kiosk,
+        resume: None,
     };
     assert_eq!(
         error_code(&hub.handle(p, 0.0, bad_name), p),
@@ -307,6 +309,7 @@ fn hello_rules() {
         protocol: 2,
         name: "k".into(),
         role: Role::Kiosk,
+        resume: None,
     };
     let out = hub.handle(p, 0.0, wrong);
     assert_eq!(error_code(&out, p), Some(ErrorCode::UnsupportedProtocol));
@@ -320,6 +323,7 @@ fn hello_rules() {
         protocol: 1,
         name: "q".into(),
         role: Role::Browser,
+        resume: None,
     };
     assert_eq!(
         error_code(&hub.handle(q, 0.0, again), q),
@@ -452,7 +456,7 @@ fn idle_rooms_expire_but_occupied_ones_stay() {
     join(&mut hub, a, "busy");
     let b = hello(&mut hub, 2, "b");
     join(&mut hub, b, "idle");
-    hub.disconnect(b, 10.0);
+    hub.disconnect(b, 10.0, true);
     let out = hub.expire(5000.0);
     assert_eq!(
         out,
@@ -479,6 +483,130 @@ fn room_cap_gives_too_many_rooms() {
             assert_eq!(error_code(&out, p), Some(ErrorCode::TooManyRooms));
         }
     }
+}
+
+#[test]
+fn a_dropped_peer_stays_for_the_grace_and_resumes_its_id() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "a");
+    let b = hello(&mut hub, 2, "b");
+    join(&mut hub, a, "r");
+    join(&mut hub, b, "r");
+    // b's welcome carried a resume token.
+    let token = hub.tokens.issue_resume(b, 0.0);
+
+    // The socket drops without a close frame: nobody is told.
+    assert!(hub.disconnect(b, 10.0, false).is_empty());
+    assert!(hub.is_away(b));
+    assert_eq!(hub.room_members("r"), &[a, b]);
+    // Signals to an away peer are accepted (and lost) without an error.
+    let out = hub.handle(
+        a,
+        11.0,
+        ClientMessage::Signal {
+            to: b,
+            data: offer(),
+        },
+    );
+    assert!(error_code(&out, a).is_none());
+
+    // A new connection resumes b: same id, back in the room, the others see nothing.
+    let conn = PeerId(3);
+    hub.connect(conn);
+    let out = hub.handle(
+        conn,
+        12.0,
+        ClientMessage::Hello {
+            protocol: 1,
+            name: "b".into(),
+            role: Role::Browser,
+            resume: Some(token.clone()),
+        },
+    );
+    assert!(out.contains(&Action::Rekey { from: conn, to: b }));
+    assert!(
+        matches!(to(&out, b)[..], [ServerMessage::Welcome { peer_id, resumed: true, .. }] if *peer_id == b)
+    );
+    let out = hub.join(b, 13.0, "r".into(), &Credential::None);
+    assert!(
+        matches!(to(&out, b)[..], [ServerMessage::Joined { peers, .. }] if peers.len() == 1 && peers[0].id == a)
+    );
+    assert!(to(&out, a).is_empty());
+    assert!(!hub.is_away(b));
+
+    // A token for a peer that is connected gives a fresh id.
+    let conn = PeerId(4);
+    hub.connect(conn);
+    let out = hub.handle(
+        conn,
+        14.0,
+        ClientMessage::Hello {
+            protocol: 1,
+            name: "x".into(),
+            role: Role::Browser,
+            resume: Some(token),
+        },
+    );
+    assert!(
+        matches!(to(&out, conn)[..], [ServerMessage::Welcome { peer_id, resumed: false, .. }] if *peer_id == conn)
+    );
+}
+
+#[test]
+fn the_grace_runs_out_with_peer_left_and_a_clean_close_leaves_at_once() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "a");
+    let b = hello(&mut hub, 2, "b");
+    let c = hello(&mut hub, 3, "c");
+    for p in [a, b, c] {
+        join(&mut hub, p, "r");
+    }
+    hub.disconnect(b, 0.0, false);
+    assert!(hub.expire_away(19_999.0).is_empty());
+    let out = hub.expire_away(20_000.0);
+    assert_eq!(to(&out, a), vec![&ServerMessage::PeerLeft { peer_id: b }]);
+    assert_eq!(hub.peer_count(), 2);
+
+    let out = hub.disconnect(c, 1.0, true);
+    assert_eq!(to(&out, a), vec![&ServerMessage::PeerLeft { peer_id: c }]);
+
+    // After a restart the server knows nobody; a valid token still gives the id back.
+    let mut fresh = Hub::new(
+        HubConfig::default(),
+        DocTokens::new([1; 32], 60_000.0),
+        Vec::new(),
+    );
+    let conn = PeerId(1_000_001);
+    fresh.connect(conn);
+    let token = hub.tokens.issue_resume(a, 0.0);
+    let out = fresh.handle(
+        conn,
+        1.0,
+        ClientMessage::Hello {
+            protocol: 1,
+            name: "a".into(),
+            role: Role::Browser,
+            resume: Some(token),
+        },
+    );
+    assert!(out.contains(&Action::Rekey { from: conn, to: a }));
+    // Forged or foreign tokens are ignored.
+    let conn = PeerId(1_000_002);
+    fresh.connect(conn);
+    let out = fresh.handle(
+        conn,
+        1.0,
+        ClientMessage::Hello {
+            protocol: 1,
+            name: "z".into(),
+            role: Role::Browser,
+            resume: Some("v1.5.99999999.AAAA".into()),
+        },
+    );
+    assert!(matches!(
+        to(&out, conn)[..],
+        [ServerMessage::Welcome { resumed: false, .. }]
+    ));
 }
 
 mod fuzz {
@@ -538,7 +666,7 @@ mod fuzz {
                         Vec::new()
                     }
                     Op::Hello(i, name, v) => match pick(&connected, i) {
-                        Some(p) => hub.handle(p, now, ClientMessage::Hello { protocol: v, name, role: Role::Browser }),
+                        Some(p) => hub.handle(p, now, ClientMessage::Hello { protocol: v, name, role: Role::Browser, resume: None }),
                         None => Vec::new(),
                     },
                     Op::Join(i, room, c) => match pick(&connected, i) {
@@ -566,11 +694,15 @@ mod fuzz {
                     Op::Disconnect(i) => match pick(&connected, i) {
                         Some(p) => {
                             connected.retain(|q| *q != p);
-                            hub.disconnect(p, now)
+                            hub.disconnect(p, now, step % 2 == 0)
                         }
                         None => Vec::new(),
                     },
-                    Op::Expire(t) => hub.expire(t),
+                    Op::Expire(t) => {
+                        let mut out = hub.expire_away(t);
+                        out.extend(hub.expire(t));
+                        out
+                    }
                 };
                 // Output is bounded: a handful of actions, each to at most a room's worth.
                 let expiring = matches!(out.first(), Some(Action::Store(StoreOp::DeleteRoom { .. })));
@@ -595,7 +727,7 @@ mod fuzz {
                     }
                     seen += members.len();
                 }
-                prop_assert!(hub.peer_count() == connected.len());
+                prop_assert!(hub.peer_count() >= connected.len());
                 prop_assert!(seen <= hub.peer_count());
             }
         }

@@ -155,6 +155,7 @@ impl Client {
                 protocol: PROTOCOL_VERSION,
                 name: name.into(),
                 role,
+                resume: None,
             },
         )
         .await;

@@ -26,6 +26,9 @@ export interface ControlMessage {
   [key: string]: unknown;
 }
 
+/** How long the server keeps a dropped peer in its room (`--resume-grace`), plus slack. */
+const RESUME_GRACE_MS = 25_000;
+
 export class RemotePeer {
   readonly pc: RTCPeerConnection;
   readonly chat: RTCDataChannel;
@@ -37,6 +40,8 @@ export class RemotePeer {
   state: PeerState = { audio: true, video: true, screen: false, recording: false };
   pendingCandidates: RTCIceCandidateInit[] = [];
   restarts = 0;
+  /** False while the server has not (re)announced this peer since our last `joined`. */
+  confirmed = true;
 
   constructor(
     public info: PeerInfo,
@@ -284,6 +289,9 @@ export class Session {
   private async onSignal(msg: ServerMessage): Promise<void> {
     switch (msg.type) {
       case "welcome":
+        // A reconnect that could not resume gave us a new id: the others tore down their
+        // connections to the old one, so ours to them are stale too.
+        if (this.selfId !== null && msg.peerId !== this.selfId) for (const peer of [...this.peers.values()]) this.removePeer(peer);
         this.selfId = msg.peerId;
         this.iceServers = msg.iceServers.map((s) => ({ urls: s.urls, ...(s.username ? { username: s.username } : {}), ...(s.credential ? { credential: s.credential } : {}) }));
         break;
@@ -293,15 +301,36 @@ export class Session {
           this.watch = msg.watch;
           this.emit("watch", msg.watch);
         }
-        // After a reconnect the server may list peers we already have: keep those.
+        // After a reconnect the server may list peers we already have: keep those. Peers it
+        // does not list may still be reconnecting themselves (after a server restart):
+        // keep their live connections until the resume grace is over.
         const listed = new Set(msg.peers.map((p) => p.id));
-        for (const peer of [...this.peers.values()]) if (!listed.has(peer.id)) this.removePeer(peer);
+        for (const peer of [...this.peers.values()]) {
+          if (listed.has(peer.id)) {
+            peer.confirmed = true;
+            this.recover(peer);
+          } else if (peer.pc.connectionState !== "closed") peer.confirmed = false;
+          else this.removePeer(peer);
+        }
+        if ([...this.peers.values()].some((p) => !p.confirmed)) {
+          setTimeout(() => {
+            for (const peer of [...this.peers.values()]) if (!peer.confirmed) this.removePeer(peer);
+          }, RESUME_GRACE_MS);
+        }
         for (const info of msg.peers) if (!this.peers.has(info.id)) await this.addPeer(info, true);
         this.emit("joined", { peers: msg.peers });
         break;
       }
       case "peerJoined": {
         const existing = this.peers.get(msg.peer.id);
+        // The same peer back after a server restart: keep the connection (restarting ICE
+        // if it failed meanwhile). Recreating it would flip who offers.
+        if (existing && existing.pc.connectionState !== "closed") {
+          existing.info = msg.peer;
+          existing.confirmed = true;
+          this.recover(existing);
+          break;
+        }
         if (existing) this.removePeer(existing);
         await this.addPeer(msg.peer, false);
         break;
@@ -344,6 +373,15 @@ export class Session {
       await this.sendOffer(peer, false);
     }
     this.emit("peer-added", peer);
+  }
+
+  /** Restarts ICE on a failed connection we offered (an earlier restart offer may have
+   * been lost while signaling was down). The answerer waits for the offerer. */
+  private recover(peer: RemotePeer): void {
+    if (peer.offerer && ["failed", "disconnected"].includes(peer.pc.connectionState)) {
+      peer.restarts++;
+      void this.sendOffer(peer, true);
+    }
   }
 
   private wire(peer: RemotePeer): void {

@@ -7,9 +7,9 @@ export type PeerId = number;
 
 export type Role = "browser" | "kiosk";
 
-export type ClientMessage = { "type": "hello", protocol: number, name: string, role: Role, } | { "type": "join", room: string, password?: string, } | { "type": "leave" } | { "type": "signal", to: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, } | { "type": "ping", id: number, clientTime: number, };
+export type ClientMessage = { "type": "hello", protocol: number, name: string, role: Role, resume?: string, } | { "type": "join", room: string, password?: string, } | { "type": "leave" } | { "type": "signal", to: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, } | { "type": "ping", id: number, clientTime: number, };
 
-export type ServerMessage = { "type": "welcome", protocol: number, peerId: PeerId, serverTime: number, iceServers: Array<IceServer>, } | { "type": "joined", room: string, peerId: PeerId, peers: Array<PeerInfo>, watch?: WatchSnapshot, 
+export type ServerMessage = { "type": "welcome", protocol: number, peerId: PeerId, serverTime: number, iceServers: Array<IceServer>, resumeToken: string, resumed: boolean, } | { "type": "joined", room: string, peerId: PeerId, peers: Array<PeerInfo>, watch?: WatchSnapshot, 
 /**
  * Grants access to the room's shared document at `/yjs/{room}?token=...`.
  */

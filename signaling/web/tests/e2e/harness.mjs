@@ -5,17 +5,22 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 export const CHROMIUM = process.env.PORTAL_CHROMIUM ?? "/usr/bin/chromium";
+export const WEB_DIST = fileURLToPath(new URL("../../dist", import.meta.url));
 
 /** Starts portal-server on a free port with a fresh data dir; `extra` are more flags. */
 export async function startServer(extra = []) {
   const bin = process.env.PORTAL_SERVER_BIN;
   if (!bin) throw new Error("PORTAL_SERVER_BIN is not set (run through `cargo xtask test` or `cargo xtask e2e`)");
   const dataDir = mkdtempSync(join(tmpdir(), "portal-e2e-"));
-  const child = spawn(bin, ["--bind", "127.0.0.1:0", "--data-dir", dataDir, ...extra], {
+  // Serve the client as just built by `vite build` (the copy embedded in the binary is
+  // covered by the Rust tests), unless a test chose its own web dir.
+  const web = extra.includes("--web-dir") ? [] : ["--web-dir", WEB_DIST];
+  const child = spawn(bin, ["--bind", "127.0.0.1:0", "--data-dir", dataDir, ...web, ...extra], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, PORTAL_LOG: process.env.PORTAL_LOG ?? "warn" },
   });
