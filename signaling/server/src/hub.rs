@@ -132,6 +132,15 @@ struct Room {
     watch: Option<WatchSnapshot>,
 }
 
+/// The fields of a `hello`, borrowed.
+#[derive(Clone, Copy, Debug)]
+struct Hello<'a> {
+    protocol: u32,
+    name: &'a str,
+    role: Role,
+    resume: Option<&'a str>,
+}
+
 /// Room state and routing. See the module docs.
 #[derive(Debug)]
 pub struct Hub {
@@ -284,15 +293,15 @@ impl Hub {
                 name,
                 role,
                 resume,
-            } => self.hello(
-                peer,
-                now,
-                protocol,
-                &name,
-                role,
-                resume.as_deref(),
-                &mut out,
-            ),
+            } => {
+                let hello = Hello {
+                    protocol,
+                    name: &name,
+                    role,
+                    resume: resume.as_deref(),
+                };
+                self.hello(peer, now, &hello, &mut out);
+            }
             _ if !state.hello => {
                 error(&mut out, peer, ErrorCode::HelloRequired, "send hello first");
             }
@@ -381,16 +390,13 @@ impl Hub {
         out
     }
 
-    fn hello(
-        &mut self,
-        peer: PeerId,
-        now: Millis,
-        protocol: u32,
-        name: &str,
-        role: Role,
-        resume: Option<&str>,
-        out: &mut Vec<Action>,
-    ) {
+    fn hello(&mut self, peer: PeerId, now: Millis, hello: &Hello<'_>, out: &mut Vec<Action>) {
+        let Hello {
+            protocol,
+            name,
+            role,
+            resume,
+        } = *hello;
         if protocol != PROTOCOL_VERSION {
             out.push(Action::Send {
                 to: vec![peer],

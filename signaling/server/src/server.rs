@@ -703,7 +703,7 @@ where
 {
     async fn run(ws: WebSocketStream<S>, addr: SocketAddr, shared: &Shared) {
         let id = shared.next_peer.fetch_add(1, Relaxed);
-        if id % PEER_ID_BLOCK == 0 {
+        if id.is_multiple_of(PEER_ID_BLOCK) {
             // Crossing into the next reserved block: reserve the one after it.
             let floor = id + PEER_ID_BLOCK;
             let _ = shared.store.call(move |c| reserve_peer_ids(c, floor)).await;

@@ -783,7 +783,7 @@ async fn a_dropped_connection_resumes_without_anyone_noticing() {
     let mut b = Client { ws, id: b_id };
     match b.join("r", None).await {
         ServerMessage::Joined { peers, .. } => {
-            assert_eq!(peers.iter().map(|p| p.id).collect::<Vec<_>>(), vec![a.id])
+            assert_eq!(peers.iter().map(|p| p.id).collect::<Vec<_>>(), vec![a.id]);
         }
         other => panic!("{other:?}"),
     }
