@@ -112,9 +112,9 @@ export function mountCall(root: HTMLElement, session: Session, features: Feature
   }
 
   // Controls. Names stay fixed (tests and screen readers find them); aria-pressed says the state.
-  const mute = toggle("Mute microphone", "🎙", false, (on) => session.setAudioEnabled(!on));
-  const camera = toggle("Turn off camera", "📷", false, (on) => session.setVideoEnabled(!on));
-  const share = toggle("Share screen", "🖥", false, async (on) => {
+  const mute = toggle("Mute microphone", false, (on) => session.setAudioEnabled(!on));
+  const camera = toggle("Turn off camera", false, (on) => session.setVideoEnabled(!on));
+  const share = toggle("Share screen", false, async (on) => {
     try {
       if (on) await session.shareScreen();
       else await session.stopScreen();
@@ -131,8 +131,8 @@ export function mountCall(root: HTMLElement, session: Session, features: Feature
   controls.append(mute, camera, share, leave);
   for (const f of features) f.mount(session, panelOf.get(f.id) as HTMLElement, ui);
 
-  function toggle(label: string, icon: string, pressed: boolean, onChange: (on: boolean) => unknown): HTMLButtonElement {
-    const b = el("button", { type: "button", ariaLabel: label, title: label }, `${icon} ${label}`);
+  function toggle(label: string, pressed: boolean, onChange: (on: boolean) => unknown): HTMLButtonElement {
+    const b = el("button", { type: "button", ariaLabel: label, title: label }, label);
     b.setAttribute("aria-pressed", String(pressed));
     b.onclick = () => {
       const on = b.getAttribute("aria-pressed") !== "true";
@@ -186,7 +186,7 @@ export function mountCall(root: HTMLElement, session: Session, features: Feature
     const video = el("video", { autoplay: true, playsInline: true, muted: true });
     video.srcObject = key === "self" ? new MediaStream(session.local.screen ? [session.local.screen] : []) : (sharer as RemotePeer).screenStream;
     const name = key === "self" ? "You are sharing your screen" : `${(sharer as RemotePeer).info.name}'s screen`;
-    const full = el("button", { type: "button", ariaLabel: "Full screen" }, "⛶");
+    const full = el("button", { type: "button", ariaLabel: "Full screen" }, "Full screen");
     full.onclick = () => void video.requestFullscreen?.();
     stage.replaceChildren(el("figure", { className: "tile screen" }, video, el("figcaption", {}, name, full)));
     stage.hidden = false;
