@@ -11,6 +11,8 @@
 //! definition. Times on the wire are milliseconds since the Unix epoch as numbers, the
 //! same unit as JavaScript's `Date.now()`.
 
+pub mod channel;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,6 @@
 use proptest::prelude::*;
+use std::fmt::Write as _;
+
 use ts_rs::TS;
 
 use super::*;
@@ -263,6 +265,10 @@ fn typescript() -> String {
         WatchState::decl(&cfg),
         WatchSnapshot::decl(&cfg),
         VideoSource::decl(&cfg),
+        channel::ChatChannelMessage::decl(&cfg),
+        channel::FileMessage::decl(&cfg),
+        channel::TransferSide::decl(&cfg),
+        channel::DeclineReason::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from signaling/proto (portal-proto) by its tests. Do not edit.\n\
@@ -271,6 +277,16 @@ fn typescript() -> String {
     out.push_str("export const PROTOCOL_VERSION = ");
     out.push_str(&PROTOCOL_VERSION.to_string());
     out.push_str(";\n\n");
+    for (name, value) in [
+        ("FILE_FRAME_MAX", channel::FILE_FRAME_MAX),
+        ("FILE_CHUNK_HEADER", channel::FILE_CHUNK_HEADER),
+        ("FILE_CHUNK_PAYLOAD", channel::FILE_CHUNK_PAYLOAD),
+        ("MAX_CHAT_TEXT", channel::MAX_CHAT_TEXT),
+        ("MAX_FILE_NAME", channel::MAX_FILE_NAME),
+    ] {
+        writeln!(out, "export const {name} = {value};").unwrap();
+    }
+    out.push('\n');
     for decl in decls {
         out.push_str("export ");
         out.push_str(decl.trim());

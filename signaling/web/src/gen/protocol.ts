@@ -3,6 +3,12 @@
 
 export const PROTOCOL_VERSION = 1;
 
+export const FILE_FRAME_MAX = 65536;
+export const FILE_CHUNK_HEADER = 4;
+export const FILE_CHUNK_PAYLOAD = 65532;
+export const MAX_CHAT_TEXT = 4000;
+export const MAX_FILE_NAME = 255;
+
 export type PeerId = number;
 
 export type Role = "browser" | "kiosk";
@@ -38,3 +44,11 @@ position: number, rate: number, };
 export type WatchSnapshot = { state: WatchState, serverTime: number, };
 
 export type VideoSource = { "kind": "youtube", videoId: string, } | { "kind": "url", url: string, };
+
+export type ChatChannelMessage = { "type": "chat", id: string, from: string, time: number, text: string, } | { "type": "state", audio: boolean, video: boolean, screen: boolean, recording: boolean, };
+
+export type FileMessage = { "type": "offer", id: number, name: string, size: number, mime: string, } | { "type": "accept", id: number, } | { "type": "decline", id: number, reason: DeclineReason, } | { "type": "end", id: number, sha256: string, } | { "type": "complete", id: number, } | { "type": "failed", id: number, reason: string, } | { "type": "cancel", id: number, by: TransferSide, reason: string, };
+
+export type TransferSide = "sender" | "receiver";
+
+export type DeclineReason = "declined" | "policy" | "tooLarge" | "invalid";

@@ -1,0 +1,279 @@
+//! What peers say to each other on their pre-negotiated data channels, browser and
+//! kiosk alike (ARCHITECTURE.md, "Contracts between browser and kiosk").
+//!
+//! - `chat` (id 0, ordered): JSON text frames, one [`ChatChannelMessage`] each.
+//! - `file` (id 1, ordered): JSON text frames carry [`FileMessage`]s; binary frames carry
+//!   file bytes, each `[transfer id: u32 big-endian][at most FILE_CHUNK_PAYLOAD bytes]`.
+//!
+//! A file transfer, with `S` the sender and `R` the receiver:
+//! ```text
+//! S: offer {id, name, size, mime}          R decides (ask, policy, size cap)
+//! R: accept {id} | decline {id, reason}    no byte flows before accept
+//! S: binary chunks of transfer id, in order, paced by the channel's buffered amount
+//! S: end {id, sha256}                      after the last chunk
+//! R: complete {id} | failed {id, reason}   R checked size and SHA-256
+//! either: cancel {id, by, reason}          at any time before complete/failed
+//! ```
+//! A transfer id is chosen by its sender and is unique among that sender's transfers on
+//! the channel. Every id lives in the sender's space: `offer`, `end` and chunks come from
+//! the sender, `accept`, `decline`, `complete` and `failed` from the receiver, and
+//! `cancel` says which side it comes from (`by`), so two peers that pick the same id for
+//! transfers in opposite directions never mix them up.
+//!
+//! Unknown `type`s are ignored by receivers (newer peers may say more), never fatal.
+
+use serde::{Deserialize, Serialize};
+
+/// Label and stream id of the chat channel.
+pub const CHAT_CHANNEL: (&str, u16) = ("chat", 0);
+/// Label and stream id of the file channel.
+pub const FILE_CHANNEL: (&str, u16) = ("file", 1);
+
+/// Largest binary frame on the file channel, header included (64 KiB).
+pub const FILE_FRAME_MAX: usize = 64 * 1024;
+/// Bytes of the transfer-id header on every binary frame.
+pub const FILE_CHUNK_HEADER: usize = 4;
+/// Largest file payload in one binary frame.
+pub const FILE_CHUNK_PAYLOAD: usize = FILE_FRAME_MAX - FILE_CHUNK_HEADER;
+/// Longest chat message, in characters.
+pub const MAX_CHAT_TEXT: usize = 4000;
+/// Longest file name offered, in bytes.
+pub const MAX_FILE_NAME: usize = 255;
+
+/// One JSON text frame on the `chat` channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ChatChannelMessage {
+    /// A chat line. `id` is unique for its sender (a UUID in browsers); `time` is the
+    /// sender's clock in ms since the Unix epoch. Receivers show `text` as text, never
+    /// as markup.
+    Chat {
+        id: String,
+        from: String,
+        time: f64,
+        text: String,
+    },
+    /// What a peer says about its own media, sent when the channel opens and on change.
+    State {
+        audio: bool,
+        video: bool,
+        screen: bool,
+        recording: bool,
+    },
+}
+
+/// One JSON text frame on the `file` channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum FileMessage {
+    /// Sender: a file is on offer. Nothing else flows until the receiver accepts.
+    Offer {
+        id: u32,
+        name: String,
+        size: u64,
+        #[serde(default)]
+        mime: String,
+    },
+    /// Receiver: send it.
+    Accept { id: u32 },
+    /// Receiver: no (a person said so, the policy is `deny`, or it is too large).
+    Decline { id: u32, reason: DeclineReason },
+    /// Sender: every chunk is sent; `sha256` is the lowercase hex digest of the bytes.
+    End { id: u32, sha256: String },
+    /// Receiver: every byte arrived and the digest matches.
+    Complete { id: u32 },
+    /// Receiver: the bytes arrived but do not match (size or digest); nothing was kept.
+    Failed { id: u32, reason: String },
+    /// Either side stops the transfer; `by` says whose side is stopping.
+    Cancel {
+        id: u32,
+        by: TransferSide,
+        #[serde(default)]
+        reason: String,
+    },
+}
+
+/// Which end of a transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum TransferSide {
+    Sender,
+    Receiver,
+}
+
+/// Why a receiver declined an offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum DeclineReason {
+    /// A person tapped Decline.
+    Declined,
+    /// The receiver's policy refuses files.
+    Policy,
+    /// Larger than the receiver's size cap.
+    TooLarge,
+    /// The offer itself was unusable (empty or overlong name, id in use).
+    Invalid,
+}
+
+/// A binary frame split into its transfer id and payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk<'a> {
+    pub id: u32,
+    pub payload: &'a [u8],
+}
+
+/// Why a binary frame is not a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChunkError {
+    /// Shorter than the header.
+    Short,
+    /// Longer than [`FILE_FRAME_MAX`].
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChunkError::Short => write!(f, "file chunk shorter than its header"),
+            ChunkError::TooLarge(n) => {
+                write!(f, "file chunk of {n} bytes is over {FILE_FRAME_MAX}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ChunkError {}
+
+impl<'a> Chunk<'a> {
+    /// Reads a binary frame from the file channel.
+    pub fn parse(frame: &'a [u8]) -> Result<Self, ChunkError> {
+        if frame.len() > FILE_FRAME_MAX {
+            return Err(ChunkError::TooLarge(frame.len()));
+        }
+        let Some((head, payload)) = frame.split_first_chunk::<FILE_CHUNK_HEADER>() else {
+            return Err(ChunkError::Short);
+        };
+        Ok(Chunk {
+            id: u32::from_be_bytes(*head),
+            payload,
+        })
+    }
+
+    /// Writes the frame: header then payload. The caller keeps payloads within
+    /// [`FILE_CHUNK_PAYLOAD`].
+    pub fn encode(id: u32, payload: &[u8]) -> Vec<u8> {
+        debug_assert!(payload.len() <= FILE_CHUNK_PAYLOAD);
+        let mut frame = Vec::with_capacity(FILE_CHUNK_HEADER + payload.len());
+        frame.extend_from_slice(&id.to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+}
+
+impl ChatChannelMessage {
+    /// Parses a text frame; `Err` for anything that is not a known message.
+    pub fn parse(text: &str) -> Result<Self, crate::ParseError> {
+        serde_json::from_str(text).map_err(crate::ParseError)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("chat messages always serialize")
+    }
+}
+
+impl FileMessage {
+    /// Parses a text frame; `Err` for anything that is not a known message.
+    pub fn parse(text: &str) -> Result<Self, crate::ParseError> {
+        serde_json::from_str(text).map_err(crate::ParseError)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("file messages always serialize")
+    }
+
+    /// The transfer this message is about.
+    pub fn id(&self) -> u32 {
+        match self {
+            FileMessage::Offer { id, .. }
+            | FileMessage::Accept { id }
+            | FileMessage::Decline { id, .. }
+            | FileMessage::End { id, .. }
+            | FileMessage::Complete { id }
+            | FileMessage::Failed { id, .. }
+            | FileMessage::Cancel { id, .. } => *id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_round_trip_and_limits() {
+        let frame = Chunk::encode(7, b"abc");
+        assert_eq!(&frame[..4], &[0, 0, 0, 7]);
+        let chunk = Chunk::parse(&frame).unwrap();
+        assert_eq!((chunk.id, chunk.payload), (7, &b"abc"[..]));
+        assert_eq!(Chunk::parse(&[1, 2]), Err(ChunkError::Short));
+        let big = vec![0; FILE_FRAME_MAX + 1];
+        assert_eq!(
+            Chunk::parse(&big),
+            Err(ChunkError::TooLarge(FILE_FRAME_MAX + 1))
+        );
+        let full = Chunk::encode(1, &vec![9; FILE_CHUNK_PAYLOAD]);
+        assert_eq!(full.len(), FILE_FRAME_MAX);
+        assert!(Chunk::parse(&full).is_ok());
+    }
+
+    #[test]
+    fn wire_shapes_are_the_contract() {
+        let offer = FileMessage::Offer {
+            id: 3,
+            name: "a.txt".into(),
+            size: 10,
+            mime: "text/plain".into(),
+        };
+        assert_eq!(
+            offer.to_json(),
+            r#"{"type":"offer","id":3,"name":"a.txt","size":10,"mime":"text/plain"}"#
+        );
+        let cancel = FileMessage::parse(r#"{"type":"cancel","id":3,"by":"receiver"}"#).unwrap();
+        assert_eq!(
+            cancel,
+            FileMessage::Cancel {
+                id: 3,
+                by: TransferSide::Receiver,
+                reason: String::new()
+            }
+        );
+        let decline = FileMessage::Decline {
+            id: 1,
+            reason: DeclineReason::TooLarge,
+        };
+        assert_eq!(
+            decline.to_json(),
+            r#"{"type":"decline","id":1,"reason":"tooLarge"}"#
+        );
+        let chat = ChatChannelMessage::parse(
+            r#"{"type":"chat","id":"x","from":"Ann","time":1.5,"text":"<b>"}"#,
+        )
+        .unwrap();
+        assert!(matches!(chat, ChatChannelMessage::Chat { ref text, .. } if text == "<b>"));
+        assert!(ChatChannelMessage::parse(r#"{"type":"nope"}"#).is_err());
+        assert!(FileMessage::parse("[]").is_err());
+    }
+}
