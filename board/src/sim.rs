@@ -1,0 +1,159 @@
+//! A board with no hardware: GStreamer's live test sources and a speaker that plays to
+//! nowhere in real time. Tests, CI and laptops run the kiosk on it.
+//!
+//! Cameras are `videotestsrc` patterns (`sim:ball` moves, so a decoder has changing frames
+//! to show), the microphone is a quiet sine tone, and the speaker is ALSA's `null` device
+//! with `provide-clock=false` (it does not run in real time and must not drive the clock),
+//! falling back to `fakesink sync=true` where the ALSA plugin is not installed.
+
+use crate::{
+    Backend, Board, BoardFacts, DeviceInfo, DeviceKind, ElementDescription, Error, Sink, Source,
+    Support, pick,
+};
+
+/// Camera patterns offered, as (id suffix, `videotestsrc` pattern, label).
+const CAMERAS: &[(&str, &str, &str)] = &[
+    ("ball", "ball", "Test camera (moving ball)"),
+    ("smpte", "smpte", "Test camera (colour bars)"),
+];
+
+/// The simulated board.
+#[derive(Clone, Debug, Default)]
+pub struct SimBoard {
+    _private: (),
+}
+
+impl SimBoard {
+    fn all_devices() -> Vec<DeviceInfo> {
+        let mut devices: Vec<DeviceInfo> = CAMERAS
+            .iter()
+            .map(|(id, _, label)| DeviceInfo {
+                id: format!("sim:{id}"),
+                label: (*label).to_owned(),
+                kind: DeviceKind::Camera,
+            })
+            .collect();
+        devices.push(DeviceInfo {
+            id: "sim:tone".into(),
+            label: "Test microphone (440 Hz tone)".into(),
+            kind: DeviceKind::Microphone,
+        });
+        devices.push(DeviceInfo {
+            id: "sim:null".into(),
+            label: "Silent speaker".into(),
+            kind: DeviceKind::Speaker,
+        });
+        devices
+    }
+}
+
+impl Board for SimBoard {
+    fn backend(&self) -> Backend {
+        Backend::Sim
+    }
+
+    fn facts(&self) -> BoardFacts {
+        BoardFacts {
+            model: "simulated board".into(),
+            h264_encode: Support::No,
+            h264_decode: Support::No,
+        }
+    }
+
+    fn devices(&self) -> Result<Vec<DeviceInfo>, Error> {
+        Ok(Self::all_devices())
+    }
+
+    fn camera(&self, id: Option<&str>) -> Result<Source, Error> {
+        let devices = Self::all_devices();
+        let device = pick(&devices, DeviceKind::Camera, id)?.clone();
+        let pattern = CAMERAS
+            .iter()
+            .find(|(suffix, _, _)| device.id.strip_prefix("sim:") == Some(*suffix))
+            .map_or("ball", |(_, pattern, _)| *pattern);
+        Ok(Source {
+            device,
+            launch: ElementDescription::new(format!("videotestsrc is-live=true pattern={pattern}")),
+        })
+    }
+
+    fn microphone(&self, id: Option<&str>) -> Result<Source, Error> {
+        let devices = Self::all_devices();
+        let device = pick(&devices, DeviceKind::Microphone, id)?.clone();
+        Ok(Source {
+            device,
+            launch: ElementDescription::new(
+                "audiotestsrc is-live=true wave=sine freq=440 volume=0.2",
+            ),
+        })
+    }
+
+    fn speaker(&self, id: Option<&str>) -> Result<Sink, Error> {
+        let devices = Self::all_devices();
+        let device = pick(&devices, DeviceKind::Speaker, id)?.clone();
+        Ok(Sink {
+            device,
+            launch: ElementDescription::new("alsasink device=null provide-clock=false")
+                .or("fakesink sync=true"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn defaults_are_live_test_sources() {
+        let board = SimBoard::default();
+        let cam = board.camera(None).unwrap();
+        assert_eq!(cam.device.id, "sim:ball");
+        assert!(
+            cam.launch
+                .preferred()
+                .starts_with("videotestsrc is-live=true")
+        );
+        let mic = board.microphone(None).unwrap();
+        assert!(
+            mic.launch
+                .preferred()
+                .starts_with("audiotestsrc is-live=true")
+        );
+        let spk = board.speaker(None).unwrap();
+        assert_eq!(
+            spk.launch.candidates().collect::<Vec<_>>(),
+            [
+                "alsasink device=null provide-clock=false",
+                "fakesink sync=true"
+            ]
+        );
+    }
+
+    #[test]
+    fn cameras_by_id() {
+        let board = SimBoard::default();
+        let cam = board.camera(Some("sim:smpte")).unwrap();
+        assert_eq!(
+            cam.launch.preferred(),
+            "videotestsrc is-live=true pattern=smpte"
+        );
+        assert_eq!(
+            board.camera(Some("/dev/video0")).unwrap_err().kind(),
+            ErrorKind::UnknownDevice
+        );
+    }
+
+    #[test]
+    fn lists_one_of_each_kind_at_least() {
+        let devices = SimBoard::default().devices().unwrap();
+        for kind in [
+            DeviceKind::Camera,
+            DeviceKind::Microphone,
+            DeviceKind::Speaker,
+        ] {
+            assert!(devices.iter().any(|d| d.kind == kind), "{kind}");
+        }
+        assert!(!SimBoard::default().facts().try_hardware_h264_encode());
+    }
+}

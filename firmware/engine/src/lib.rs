@@ -1,0 +1,37 @@
+//! Portal kiosk's room logic, without I/O.
+//!
+//! This crate holds the decisions a kiosk makes in a room, and nothing that moves bytes:
+//! no sockets, no files, no clock, no threads. The I/O layer (portal-net, with tokio,
+//! webrtc-rs and GStreamer) feeds it what happened and does what it says. Time is an
+//! input: `Engine::handle(now, input)`, then drain `Engine::poll_output()` and wake at
+//! `Engine::poll_timeout()`. That makes every decision testable in simulated time, two
+//! engines against each other over an in-memory link (see `tests/`).
+//!
+//! - [`room`]: the peer table from the server's `joined`/`peerJoined`/`peerLeft`, and the
+//!   offer rule (a browser always offers to a kiosk; between kiosks the lower id offers;
+//!   the answerer never re-offers).
+//! - [`chat`]: the chat log of the `chat` channel.
+//! - [`transfer`]: file transfer state machines for sending and receiving on the `file`
+//!   channel, exactly as `portal_proto::channel` specifies; [`names`] makes offered file
+//!   names safe.
+//! - [`backoff`]: reconnect and ICE-restart delays with seeded jitter.
+//! - [`stage`]: which peer the room display shows large.
+//! - [`engine`]: the session that ties them together.
+//!
+//! `cargo xtask lint` checks that this crate never depends on tokio, gstreamer, webrtc,
+//! rtc or slint.
+
+pub mod backoff;
+pub mod chat;
+pub mod engine;
+pub mod names;
+pub mod room;
+pub mod stage;
+pub mod transfer;
+
+pub use engine::{
+    Channel, ConnectionState, Engine, EngineConfig, EngineError, Event, Input, MediaState, Output,
+};
+pub use room::{OfferRole, Peer};
+pub use stage::StageReason;
+pub use transfer::{FileAction, ReceivePolicy, Transfer, TransferState};

@@ -1,0 +1,408 @@
+//! The engine's room session in simulated time: joining, the offer rule, reconnecting
+//! with backoff, resuming, ICE restarts and the stage.
+
+use std::time::{Duration, Instant};
+
+use portal_engine::{
+    Channel, ConnectionState, Engine, EngineConfig, Event, Input, OfferRole, Output, StageReason,
+};
+use portal_proto::{
+    ClientMessage, ErrorCode, PeerId, PeerInfo, Role, SdpType, ServerMessage, SessionDescription,
+    SignalData,
+};
+
+fn info(id: u64, role: Role) -> PeerInfo {
+    PeerInfo {
+        id: PeerId(id),
+        name: format!("peer {id}"),
+        role,
+    }
+}
+
+fn welcome(id: u64, resumed: bool) -> Input {
+    Input::Server(ServerMessage::Welcome {
+        protocol: 1,
+        peer_id: PeerId(id),
+        server_time: 0.0,
+        ice_servers: vec![],
+        resume_token: format!("token-{id}"),
+        resumed,
+    })
+}
+
+fn joined(me: u64, peers: Vec<PeerInfo>) -> Input {
+    Input::Server(ServerMessage::Joined {
+        room: "r".into(),
+        peer_id: PeerId(me),
+        peers,
+        watch: None,
+        doc_token: String::new(),
+    })
+}
+
+fn drain(e: &mut Engine) -> Vec<Output> {
+    std::iter::from_fn(|| e.poll_output()).collect()
+}
+
+fn started(outs: &[Output]) -> Vec<(u64, OfferRole)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::StartPeer { peer, role, .. } => Some((peer.0, *role)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stopped(outs: &[Output]) -> Vec<u64> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::StopPeer { peer } => Some(peer.0),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A kiosk with id 10 in a room with browser 3 and kiosks 5 and 12.
+fn in_room(t0: Instant) -> Engine {
+    let mut config = EngineConfig::new("r", "Room 4.01");
+    config.seed = 99;
+    let mut e = Engine::new(config);
+    assert_eq!(drain(&mut e), [Output::Connect]);
+    e.handle(t0, Input::SignalingOpened);
+    let outs = drain(&mut e);
+    assert!(matches!(
+        &outs[..],
+        [Output::Send(ClientMessage::Hello {
+            role: Role::Kiosk,
+            resume: None,
+            ..
+        })]
+    ));
+    e.handle(t0, welcome(10, false));
+    assert!(matches!(
+        &drain(&mut e)[..],
+        [Output::Send(ClientMessage::Join { room, .. })] if room == "r"
+    ));
+    e.handle(
+        t0,
+        joined(
+            10,
+            vec![
+                info(3, Role::Browser),
+                info(5, Role::Kiosk),
+                info(12, Role::Kiosk),
+            ],
+        ),
+    );
+    let outs = drain(&mut e);
+    assert_eq!(
+        started(&outs),
+        [
+            (3, OfferRole::Answerer),
+            (5, OfferRole::Answerer),
+            (12, OfferRole::Offerer)
+        ]
+    );
+    assert!(e.is_joined());
+    e
+}
+
+#[test]
+fn joins_and_applies_the_offer_rule() {
+    let t0 = Instant::now();
+    let mut e = in_room(t0);
+    // A kiosk with a higher id joins later: we (10) offer. A browser: it offers.
+    e.handle(
+        t0,
+        Input::Server(ServerMessage::PeerJoined {
+            peer: info(20, Role::Kiosk),
+        }),
+    );
+    e.handle(
+        t0,
+        Input::Server(ServerMessage::PeerJoined {
+            peer: info(21, Role::Browser),
+        }),
+    );
+    let outs = drain(&mut e);
+    assert_eq!(
+        started(&outs),
+        [(20, OfferRole::Offerer), (21, OfferRole::Answerer)]
+    );
+    // Leaving tears down that peer only.
+    e.handle(
+        t0,
+        Input::Server(ServerMessage::PeerLeft { peer_id: PeerId(5) }),
+    );
+    let outs = drain(&mut e);
+    assert_eq!(stopped(&outs), [5]);
+    assert_eq!(e.peers().len(), 4);
+}
+
+#[test]
+fn an_offer_from_a_peer_we_offer_to_is_ignored_and_others_pass() {
+    let t0 = Instant::now();
+    let mut e = in_room(t0);
+    let offer = |from| {
+        Input::Server(ServerMessage::Signal {
+            from: PeerId(from),
+            data: SignalData::Sdp(SessionDescription {
+                kind: SdpType::Offer,
+                sdp: "v=0".into(),
+            }),
+        })
+    };
+    e.handle(t0, offer(12));
+    assert!(
+        drain(&mut e).is_empty(),
+        "we are 12's offerer; the answerer never offers"
+    );
+    e.handle(t0, offer(3));
+    assert!(matches!(
+        &drain(&mut e)[..],
+        [Output::Signal {
+            from: PeerId(3),
+            ..
+        }]
+    ));
+    e.handle(t0, offer(77));
+    assert!(drain(&mut e).is_empty(), "not in the room");
+
+    // Our own offers: to 12 (we offer) they go out; to browser 3 they are refused.
+    let sdp = |kind| {
+        SignalData::Sdp(SessionDescription {
+            kind,
+            sdp: "v=0".into(),
+        })
+    };
+    e.send_signal(PeerId(12), sdp(SdpType::Offer)).unwrap();
+    assert!(matches!(
+        &drain(&mut e)[..],
+        [Output::Send(ClientMessage::Signal { to: PeerId(12), .. })]
+    ));
+    assert_eq!(
+        e.send_signal(PeerId(3), sdp(SdpType::Offer)),
+        Err(portal_engine::EngineError::AnswererOffer(PeerId(3)))
+    );
+    e.send_signal(PeerId(3), sdp(SdpType::Answer)).unwrap();
+    assert_eq!(drain(&mut e).len(), 1);
+}
+
+#[test]
+fn reconnects_with_growing_jittered_backoff_and_keeps_calls_when_resumed() {
+    let t0 = Instant::now();
+    let mut e = in_room(t0);
+    let mut now = t0;
+    let mut delays = Vec::new();
+    for _ in 0..5 {
+        e.handle(now, Input::SignalingClosed);
+        let outs = drain(&mut e);
+        assert!(
+            stopped(&outs).is_empty(),
+            "a signaling drop keeps the peer connections"
+        );
+        let Some(Output::Event(Event::Disconnected { retry_in })) = outs.last() else {
+            panic!("{outs:?}");
+        };
+        delays.push(*retry_in);
+        let due = e.poll_timeout().unwrap();
+        assert_eq!(due, now + *retry_in);
+        e.handle_timeout(due.checked_sub(Duration::from_millis(1)).unwrap());
+        assert!(drain(&mut e).is_empty(), "not before the deadline");
+        now = due;
+        e.handle_timeout(now);
+        assert_eq!(drain(&mut e), [Output::Connect]);
+    }
+    assert!(delays.windows(2).all(|w| w[1] > w[0] / 2), "{delays:?}");
+    assert!(delays[4] > delays[0] * 4, "{delays:?}");
+
+    // Connected again: hello carries the resume token; the server gives the id back.
+    e.handle(now, Input::SignalingOpened);
+    assert!(matches!(
+        &drain(&mut e)[..],
+        [Output::Send(ClientMessage::Hello { resume: Some(t), .. })] if t == "token-10"
+    ));
+    e.handle(now, welcome(10, true));
+    drain(&mut e);
+    // Meanwhile browser 3 left and browser 30 came.
+    e.handle(
+        now,
+        joined(
+            10,
+            vec![
+                info(5, Role::Kiosk),
+                info(12, Role::Kiosk),
+                info(30, Role::Browser),
+            ],
+        ),
+    );
+    let outs = drain(&mut e);
+    assert_eq!(stopped(&outs), [3]);
+    assert_eq!(started(&outs), [(30, OfferRole::Answerer)]);
+
+    // The backoff was reset by the join: the next drop waits the short delay again.
+    e.handle(now, Input::SignalingClosed);
+    let outs = drain(&mut e);
+    let Some(Output::Event(Event::Disconnected { retry_in })) = outs.last() else {
+        panic!("{outs:?}");
+    };
+    assert!(*retry_in <= Duration::from_millis(500));
+}
+
+#[test]
+fn a_new_peer_id_restarts_every_peer_connection() {
+    let t0 = Instant::now();
+    let mut e = in_room(t0);
+    e.handle(t0, Input::SignalingClosed);
+    e.handle(t0, Input::SignalingOpened);
+    e.handle(t0, welcome(40, false));
+    let outs = drain(&mut e);
+    let mut gone = stopped(&outs);
+    gone.sort_unstable();
+    assert_eq!(gone, [3, 5, 12]);
+    e.handle(
+        t0,
+        joined(40, vec![info(5, Role::Kiosk), info(12, Role::Kiosk)]),
+    );
+    let outs = drain(&mut e);
+    // With id 40 we are now the higher id: both kiosks offer to us.
+    assert_eq!(
+        started(&outs),
+        [(5, OfferRole::Answerer), (12, OfferRole::Answerer)]
+    );
+}
+
+#[test]
+fn only_the_offerer_restarts_ice_and_it_backs_off() {
+    let t0 = Instant::now();
+    let mut e = in_room(t0);
+    let failed = |peer| Input::Connection {
+        peer: PeerId(peer),
+        state: ConnectionState::Failed,
+    };
+    e.handle(t0, failed(3));
+    assert!(
+        drain(&mut e).is_empty(),
+        "browser 3 offers; we wait for its ICE restart"
+    );
+    e.handle(t0, failed(12));
+    assert_eq!(drain(&mut e), [Output::RestartIce { peer: PeerId(12) }]);
+    let next = e.poll_timeout().unwrap();
+    assert!(next > t0);
+    e.handle_timeout(next);
+    assert_eq!(drain(&mut e), [Output::RestartIce { peer: PeerId(12) }]);
+    e.handle(
+        next,
+        Input::Connection {
+            peer: PeerId(12),
+            state: ConnectionState::Connected,
+        },
+    );
+    assert_eq!(e.poll_timeout(), None, "connected: no more restarts");
+}
+
+#[test]
+fn refused_joins_retry_only_when_waiting_can_help() {
+    let t0 = Instant::now();
+    let mut e = Engine::new(EngineConfig::new("r", "k"));
+    drain(&mut e);
+    e.handle(t0, Input::SignalingOpened);
+    e.handle(t0, welcome(1, false));
+    drain(&mut e);
+    e.handle(
+        t0,
+        Input::Server(ServerMessage::Error {
+            code: ErrorCode::RoomFull,
+            message: "full".into(),
+        }),
+    );
+    let outs = drain(&mut e);
+    assert!(matches!(
+        &outs[..],
+        [Output::Event(Event::JoinFailed { retrying: true, .. })]
+    ));
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    assert!(matches!(
+        &drain(&mut e)[..],
+        [Output::Send(ClientMessage::Join { .. })]
+    ));
+    e.handle(
+        due,
+        Input::Server(ServerMessage::Error {
+            code: ErrorCode::WrongPassword,
+            message: "no".into(),
+        }),
+    );
+    assert!(matches!(
+        &drain(&mut e)[..],
+        [Output::Event(Event::JoinFailed {
+            retrying: false,
+            ..
+        })]
+    ));
+    assert_eq!(e.poll_timeout(), None);
+}
+
+#[test]
+fn chat_state_screen_share_and_audio_drive_the_stage() {
+    let t0 = Instant::now();
+    let mut e = in_room(t0);
+    assert_eq!(e.stage(), Some((PeerId(3), StageReason::First)));
+    for peer in [3, 5, 12] {
+        e.handle(
+            t0,
+            Input::ChannelOpened {
+                peer: PeerId(peer),
+                channel: Channel::Chat,
+            },
+        );
+    }
+    // Opening a chat channel sends our media state.
+    let outs = drain(&mut e);
+    assert_eq!(
+        outs.iter()
+            .filter(|o| matches!(o, Output::Chat { text, .. } if text.contains("\"state\"")))
+            .count(),
+        3
+    );
+    for i in 0..10 {
+        e.handle(
+            t0 + Duration::from_millis(i * 100),
+            Input::AudioLevel {
+                peer: PeerId(5),
+                level: 0.5,
+            },
+        );
+    }
+    assert_eq!(e.stage(), Some((PeerId(5), StageReason::Speaking)));
+    e.handle(
+        t0 + Duration::from_secs(2),
+        Input::ChatText {
+            peer: PeerId(12),
+            text: r#"{"type":"state","audio":true,"video":true,"screen":true,"recording":false}"#
+                .into(),
+        },
+    );
+    assert_eq!(e.stage(), Some((PeerId(12), StageReason::ScreenShare)));
+    e.pin(Some(PeerId(3)));
+    assert_eq!(e.stage(), Some((PeerId(3), StageReason::Pinned)));
+    let outs = drain(&mut e);
+    assert!(outs.contains(&Output::Event(Event::Stage(Some((
+        PeerId(3),
+        StageReason::Pinned
+    ))))));
+
+    // Chat from the kiosk goes to every open chat channel, and is logged once.
+    e.send_chat(1_700_000_000_000.0, "Welcome to room 4.01")
+        .unwrap();
+    let outs = drain(&mut e);
+    assert_eq!(
+        outs.iter()
+            .filter(|o| matches!(o, Output::Chat { .. }))
+            .count(),
+        3
+    );
+    assert_eq!(e.chat().len(), 1);
+    assert!(e.send_chat(0.0, " ").is_err());
+}

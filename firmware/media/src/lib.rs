@@ -1,0 +1,36 @@
+//! Portal kiosk media through GStreamer: what the camera and microphone send, and what
+//! remote peers' tracks show and play.
+//!
+//! - [`Sender`]: capture from the board's camera and microphone and encode once per codec
+//!   (H.264 constrained baseline, VP8, Opus), handing the same samples to every peer's
+//!   track. Encoders are picked at run time from what the system has
+//!   ([`select`]), start with their first subscriber and stop with their last.
+//! - [`Receiver`]: one remote track's RTP packets through a jitter buffer, depayloader and
+//!   decoder to RGBA frames for a frame sink, or to the board's speaker; counters, a
+//!   keyframe-request hook for PLIs, and PNG snapshots.
+//!
+//! Devices are element descriptions from `portal-board`, so tests run the real pipelines
+//! on `videotestsrc`/`audiotestsrc` without hardware. This crate moves media; what to send
+//! to whom is decided in `portal-engine`, and RTP transport is `portal-net`'s.
+
+pub mod receiver;
+pub mod sample;
+pub mod select;
+pub mod sender;
+pub mod snapshot;
+
+mod error;
+mod pipeline;
+
+pub use error::MediaError;
+pub use receiver::{
+    FrameSink, KeyframeHook, KeyframeRequest, Receiver, ReceiverConfig, ReceiverStats, VideoFrame,
+};
+pub use sample::{Codec, Delivery, EncodedSample, SampleCallback};
+pub use select::H264Encoder;
+pub use sender::{CodecStats, Sender, SenderConfig, Subscription, SubscriptionGuard};
+
+/// Initialises GStreamer (idempotent; every constructor here calls it).
+pub fn init() -> Result<(), MediaError> {
+    gstreamer::init().map_err(MediaError::Init)
+}
