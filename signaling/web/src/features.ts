@@ -1,5 +1,7 @@
 // The features shown as side-panel tabs in a call, in tab order.
 
 import type { Feature } from "./call/view";
+import { chatFeature } from "./features/chat";
+import { filesFeature } from "./features/files";
 
-export const features: Feature[] = [];
+export const features: Feature[] = [chatFeature, filesFeature];
