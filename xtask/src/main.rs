@@ -8,6 +8,8 @@
 //! - `gen`    regenerates the TypeScript wire types from `portal-proto`.
 //! - `bench`  measured comparisons against the peers named in the README.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -34,6 +36,7 @@ const APT_PACKAGES: &[&str] = &[
     "gstreamer1.0-plugins-bad",
     "gstreamer1.0-plugins-ugly",
     "gstreamer1.0-libav",
+    "gstreamer1.0-alsa",
     "chromium",
     "xvfb",
     "rauc",
@@ -193,7 +196,7 @@ fn is_root() -> bool {
 }
 
 /// `npm ci`, skipped when node_modules already matches the lock file.
-fn npm_ci(dir: &Path) -> Result<()> {
+pub(crate) fn npm_ci(dir: &Path) -> Result<()> {
     let lock = dir.join("package-lock.json");
     let installed = dir.join("node_modules/.package-lock.json");
     let fresh = match (std::fs::metadata(&lock), std::fs::metadata(&installed)) {
@@ -467,10 +470,42 @@ fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
+/// Benchmarks, each against its peer in the same run. Servers are release builds.
 fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
+    const ALL: &[&str] = &["signaling", "docs", "browser"];
+    let chosen: Vec<&str> = if which == "all" {
+        ALL.to_vec()
+    } else if ALL.contains(&which) {
+        vec![which]
+    } else {
+        bail!(
+            "unknown benchmark {which:?}; choose one of {} or all",
+            ALL.join(", ")
+        );
+    };
     setup(root)?;
-    let _ = (which, quick);
-    bail!("benchmarks are being wired up")
+    web_build(root)?;
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "portal-signaling",
+        "--bin",
+        "portal-server",
+    ]))?;
+    let server = target_dir(root).join("release/portal-server");
+    for name in chosen {
+        eprintln!("== bench {name}{}", if quick { " (quick)" } else { "" });
+        let report = match name {
+            "signaling" => bench::signaling(&server, root, quick)?,
+            "docs" => bench::docs(&server, root, quick)?,
+            "browser" => bench::browser(&server, root, quick)?,
+            _ => unreachable!("checked above"),
+        };
+        println!("{report}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
