@@ -3,5 +3,5 @@
 import type { Feature } from "./call/view";
 import { chatFeature } from "./features/chat";
 import { filesFeature } from "./features/files";
-
-export const features: Feature[] = [chatFeature, filesFeature];
+import { watchFeature } from "./features/watch";
+export const features: Feature[] = [chatFeature, filesFeature, watchFeature];
