@@ -4,4 +4,5 @@ import type { Feature } from "./call/view";
 import { chatFeature } from "./features/chat";
 import { filesFeature } from "./features/files";
 import { watchFeature } from "./features/watch";
-export const features: Feature[] = [chatFeature, filesFeature, watchFeature];
+import { editorFeature } from "./features/editor";
+export const features: Feature[] = [chatFeature, filesFeature, watchFeature, editorFeature];
