@@ -5,4 +5,6 @@ import { chatFeature } from "./features/chat";
 import { filesFeature } from "./features/files";
 import { watchFeature } from "./features/watch";
 import { editorFeature } from "./features/editor";
-export const features: Feature[] = [chatFeature, filesFeature, watchFeature, editorFeature];
+import { recordingFeature } from "./features/recording";
+
+export const features: Feature[] = [chatFeature, filesFeature, watchFeature, editorFeature, recordingFeature];
