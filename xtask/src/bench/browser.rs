@@ -61,10 +61,10 @@ pub(crate) fn browser(server_bin: &Path, repo_root: &Path, quick: bool) -> Resul
 }
 
 fn report(r: &Results) -> String {
-    let runs = |s: &Series| {
+    let runs = |s: &Series, digits: usize| {
         s.runs
             .iter()
-            .map(|v| format!("{v:.0}"))
+            .map(|v| format!("{v:.digits$}"))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -79,7 +79,7 @@ fn report(r: &Results) -> String {
         out,
         "| join to first remote frame (ms) | {:.0} | {} |",
         r.join_to_first_frame_ms.median,
-        runs(&r.join_to_first_frame_ms)
+        runs(&r.join_to_first_frame_ms, 0)
     );
     let size = r
         .file_size_mib
@@ -88,14 +88,14 @@ fn report(r: &Results) -> String {
         out,
         "| file throughput browser to browser (MiB/s{size}) | {:.1} | {} |",
         r.file_throughput_mi_bs.median,
-        runs(&r.file_throughput_mi_bs)
+        runs(&r.file_throughput_mi_bs, 1)
     );
     if let Some(ceiling) = &r.channel_ceiling_mi_bs {
         let _ = writeln!(
             out,
             "| bare 64 KiB frames on the same channel (MiB/s) | {:.1} | {} |",
             ceiling.median,
-            runs(ceiling)
+            runs(ceiling, 1)
         );
         if ceiling.median > 0.0 {
             let _ = writeln!(
