@@ -13,7 +13,10 @@
 //! next [`Output::Connect`] after a backoff delay with jitter; the backoff resets once the
 //! room is joined again. When the server could not give the old id back
 //! (`welcome.resumed == false`), the other peers know us under a new id, so every peer
-//! connection is stopped and started afresh from the new `joined`.
+//! connection is stopped and started afresh from the new `joined`. After a server
+//! restart the others reconnect too, in any order: a peer the new `joined` does not list
+//! keeps its live connection for [`EngineConfig::resume_grace`], and one that comes back
+//! under its id (`peerJoined`) keeps it for good, as the browser client does.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -47,6 +50,9 @@ pub struct EngineConfig {
     pub ice_restart: BackoffConfig,
     /// Chat lines kept.
     pub chat_capacity: usize,
+    /// After a reconnect, how long a peer the server does not list yet keeps its live
+    /// connection (after a server restart the others reconnect too, in any order).
+    pub resume_grace: Duration,
     /// Seeds the jitter of every backoff (e.g. from the machine id), so many kiosks do not
     /// retry in lockstep while a test still sees the same delays on every run.
     pub seed: u64,
@@ -68,6 +74,7 @@ impl EngineConfig {
                 ..BackoffConfig::default()
             },
             chat_capacity: 500,
+            resume_grace: Duration::from_secs(25),
             seed: 0,
         }
     }
@@ -296,6 +303,9 @@ pub struct Engine {
     media: MediaState,
     existing_files: HashSet<String>,
     session_serial: u64,
+    /// Peers kept across a reconnect that the server has not listed again, with the time
+    /// they are given up.
+    unconfirmed: BTreeMap<PeerId, Instant>,
     out: VecDeque<Output>,
 }
 
@@ -326,6 +336,7 @@ impl Engine {
             },
             existing_files: HashSet::new(),
             session_serial: 0,
+            unconfirmed: BTreeMap::new(),
             out: VecDeque::new(),
         };
         engine.out.push_back(Output::Connect);
@@ -348,6 +359,7 @@ impl Engine {
             .flat_map(|s| [s.ice_restart_at, s.file.poll_timeout()]);
         [self.reconnect_at, self.rejoin_at]
             .into_iter()
+            .chain(self.unconfirmed.values().copied().map(Some))
             .chain(sessions)
             .flatten()
             .min()
@@ -368,6 +380,19 @@ impl Engine {
             self.rejoin_at = None;
             if self.state == Signaling::Joining {
                 self.send_join();
+            }
+        }
+        let expired: Vec<PeerId> = self
+            .unconfirmed
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.unconfirmed.remove(&id);
+            tracing::info!(peer = %id, "peer did not come back after the reconnect");
+            if let Some(change) = self.room.as_mut().and_then(|r| r.peer_left(id)) {
+                self.apply_changes(vec![change]);
             }
         }
         let peers: Vec<PeerId> = self.sessions.keys().copied().collect();
@@ -716,6 +741,7 @@ impl Engine {
                     let gone = self.room.as_mut().map(Room::clear).unwrap_or_default();
                     self.apply_changes(gone);
                     self.room = None;
+                    self.unconfirmed.clear();
                 }
                 self.me = Some(peer_id);
                 self.resume_token = Some(resume_token);
@@ -738,7 +764,25 @@ impl Engine {
                 let room = self
                     .room
                     .get_or_insert_with(|| Room::new(peer_id, self.config.role));
-                let changes = room.joined(&peers);
+                // Known peers with a live connection that the server does not list may be
+                // reconnecting themselves: keep them for the resume grace.
+                let live: HashSet<PeerId> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.connection != ConnectionState::Closed)
+                    .map(|(id, _)| *id)
+                    .collect();
+                let changes = room.joined_keeping(&peers, |id| live.contains(&id));
+                let listed: HashSet<PeerId> = peers.iter().map(|p| p.id).collect();
+                for p in room.peers() {
+                    if listed.contains(&p.id) {
+                        self.unconfirmed.remove(&p.id);
+                    } else {
+                        self.unconfirmed
+                            .entry(p.id)
+                            .or_insert(now + self.config.resume_grace);
+                    }
+                }
                 self.state = Signaling::Joined;
                 self.backoff.reset();
                 tracing::info!(me = %peer_id, room = %self.config.room, peers = peers.len(), "joined");
@@ -747,17 +791,26 @@ impl Engine {
                 self.apply_changes(changes);
             }
             ServerMessage::PeerJoined { peer } => {
+                // The same peer back under its id (it resumed): its connection goes on, as
+                // the browser client keeps its own.
+                let keep = self
+                    .sessions
+                    .get(&peer.id)
+                    .is_some_and(|s| s.connection != ConnectionState::Closed);
+                self.unconfirmed.remove(&peer.id);
                 if let Some(room) = self.room.as_mut() {
-                    let changes = room.peer_joined(&peer);
+                    let changes = room.peer_joined_keeping(&peer, keep);
                     self.apply_changes(changes);
                 }
             }
             ServerMessage::PeerLeft { peer_id } => {
+                self.unconfirmed.remove(&peer_id);
                 if let Some(change) = self.room.as_mut().and_then(|r| r.peer_left(peer_id)) {
                     self.apply_changes(vec![change]);
                 }
             }
             ServerMessage::Left { .. } => {
+                self.unconfirmed.clear();
                 let gone = self.room.as_mut().map(Room::clear).unwrap_or_default();
                 self.apply_changes(gone);
             }

@@ -106,11 +106,23 @@ impl Room {
 
     /// `joined`: the peers already there (we are the newcomer to each of them).
     pub fn joined(&mut self, peers: &[PeerInfo]) -> Vec<RoomChange> {
+        self.joined_keeping(peers, |_| false)
+    }
+
+    /// `joined` after a reconnect: known peers the server does not list but for which
+    /// `keep` holds stay in the table (after a server restart they may still be
+    /// reconnecting themselves); the caller removes them with [`Room::peer_left`] if they
+    /// do not come back.
+    pub fn joined_keeping(
+        &mut self,
+        peers: &[PeerInfo],
+        keep: impl Fn(PeerId) -> bool,
+    ) -> Vec<RoomChange> {
         let mut changes = Vec::new();
         let gone: Vec<PeerId> = self
             .peers
             .keys()
-            .filter(|id| !peers.iter().any(|p| p.id == **id))
+            .filter(|id| !peers.iter().any(|p| p.id == **id) && !keep(**id))
             .copied()
             .collect();
         for id in gone {
@@ -134,6 +146,19 @@ impl Room {
 
     /// `peerJoined`.
     pub fn peer_joined(&mut self, info: &PeerInfo) -> Vec<RoomChange> {
+        self.peer_joined_keeping(info, false)
+    }
+
+    /// `peerJoined`; with `keep`, a known peer of the same role back under its id (it
+    /// resumed after a server restart) keeps its entry, so its connection goes on.
+    pub fn peer_joined_keeping(&mut self, info: &PeerInfo, keep: bool) -> Vec<RoomChange> {
+        if keep
+            && let Some(known) = self.peers.get_mut(&info.id)
+            && known.role == info.role
+        {
+            known.name.clone_from(&info.name);
+            return Vec::new();
+        }
         let mut changes = Vec::new();
         if self.peers.remove(&info.id).is_some() {
             // A peer came back under the same id with a fresh connection.
@@ -235,5 +260,18 @@ mod tests {
         assert!(matches!(&ch[1], RoomChange::Added(p) if p.id == PeerId(20)));
         let order: Vec<u64> = room.peers().iter().map(|p| p.id.0).collect();
         assert_eq!(order, [12, 20]);
+        // After a server restart: 20 is not listed yet but kept; back, it stays as it was.
+        let ch = room.joined_keeping(&[info(12, Role::Kiosk)], |id| id == PeerId(20));
+        assert!(ch.is_empty(), "{ch:?}");
+        assert!(
+            room.peer_joined_keeping(&info(20, Role::Browser), true)
+                .is_empty()
+        );
+        assert_eq!(room.get(PeerId(20)).unwrap().offer, OfferRole::Answerer);
+        assert_eq!(
+            room.peer_joined_keeping(&info(20, Role::Browser), false)
+                .len(),
+            2
+        );
     }
 }

@@ -224,7 +224,7 @@ fn reconnects_with_growing_jittered_backoff_and_keeps_calls_when_resumed() {
     ));
     e.handle(now, welcome(10, true));
     drain(&mut e);
-    // Meanwhile browser 3 left and browser 30 came.
+    // Meanwhile browser 3 left (or is still reconnecting) and browser 30 came.
     e.handle(
         now,
         joined(
@@ -237,8 +237,13 @@ fn reconnects_with_growing_jittered_backoff_and_keeps_calls_when_resumed() {
         ),
     );
     let outs = drain(&mut e);
-    assert_eq!(stopped(&outs), [3]);
+    assert!(stopped(&outs).is_empty(), "3 is kept for the resume grace");
     assert_eq!(started(&outs), [(30, OfferRole::Answerer)]);
+    let grace = e.poll_timeout().unwrap();
+    assert_eq!(grace, now + Duration::from_secs(25));
+    e.handle_timeout(grace);
+    assert_eq!(stopped(&drain(&mut e)), [3], "not back in time: torn down");
+    now = grace;
 
     // The backoff was reset by the join: the next drop waits the short delay again.
     e.handle(now, Input::SignalingClosed);
@@ -405,4 +410,36 @@ fn chat_state_screen_share_and_audio_drive_the_stage() {
     );
     assert_eq!(e.chat().len(), 1);
     assert!(e.send_chat(0.0, " ").is_err());
+}
+
+#[test]
+fn a_peer_back_under_its_id_after_a_server_restart_keeps_its_connection() {
+    let t0 = Instant::now();
+    let mut e = in_room(t0);
+    e.handle(t0, Input::SignalingClosed);
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    e.handle(due, Input::SignalingOpened);
+    e.handle(due, welcome(10, true));
+    // The kiosk is back first: nobody else is listed yet.
+    e.handle(due, joined(10, vec![]));
+    let outs = drain(&mut e);
+    assert!(stopped(&outs).is_empty(), "{outs:?}");
+    // Browser 3 and kiosk 5 resume under their ids: their connections go on.
+    for peer in [info(3, Role::Browser), info(5, Role::Kiosk)] {
+        e.handle(due, Input::Server(ServerMessage::PeerJoined { peer }));
+    }
+    let outs = drain(&mut e);
+    assert!(
+        stopped(&outs).is_empty() && started(&outs).is_empty(),
+        "{outs:?}"
+    );
+    // Kiosk 12 never comes back: it goes when the grace is over, the others stay.
+    let grace = e.poll_timeout().unwrap();
+    assert_eq!(grace, due + Duration::from_secs(25));
+    e.handle_timeout(grace);
+    assert_eq!(stopped(&drain(&mut e)), [12]);
+    let left: Vec<u64> = e.peers().iter().map(|p| p.id.0).collect();
+    assert_eq!(left, [3, 5]);
 }
