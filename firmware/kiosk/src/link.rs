@@ -1,0 +1,473 @@
+//! One remote peer: a task that owns its `portal-net` connection and its media.
+//!
+//! The session task (the engine's owner) starts a link on `StartPeer` and talks to it
+//! with [`Command`]s in order (signals, chat and file frames, ICE restarts, stop). The
+//! link reports what matters to the engine as [`LinkEvent`]s and handles media itself, so
+//! RTP never passes through the engine's task:
+//!
+//! - once negotiated and connected, it subscribes the kiosk's one [`Sender`] to the codec
+//!   this peer takes (and Opus) and writes those samples to the peer's tracks; the
+//!   encoders are shared by every peer (encode once);
+//! - a PLI or FIR from the peer forces a keyframe of that codec;
+//! - each remote track gets a [`Receiver`] when its first packet arrives; the receiver's
+//!   keyframe hook sends a PLI back;
+//! - file frames are sent in order; after each the buffered amount (what the data channel
+//!   holds plus what is still queued here) goes back to the engine for back-pressure.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use portal_board::{BoardFacts, Sink};
+use portal_engine::Channel as EngineChannel;
+use portal_engine::ConnectionState as EngineState;
+use portal_media::{
+    Codec as MediaCodec, Delivery, KeyframeHook, Receiver, ReceiverConfig, ReceiverStats, Sender,
+    SubscriptionGuard,
+};
+use portal_net::{
+    Channel, ChannelMessage, Codec, ConnectionState, MediaSample, Negotiation, Peer, PeerConfig,
+    PeerEvent, Slot,
+};
+use portal_proto::{IceServer, PeerId, SignalData};
+use tokio::sync::mpsc;
+
+/// What the session asks a link to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Signal(SignalData),
+    Chat(String),
+    FileText(String),
+    FileBinary(Vec<u8>),
+    RestartIce,
+    Stop,
+}
+
+/// What a link tells the session.
+#[derive(Debug)]
+pub(crate) enum LinkEvent {
+    /// Relay to the peer through signaling.
+    Signal(SignalData),
+    State(EngineState),
+    ChannelOpened(EngineChannel),
+    ChannelClosed(EngineChannel),
+    ChatText(String),
+    FileText(String),
+    FileBinary(Vec<u8>),
+    FileBuffered(usize),
+    AudioLevel(f32),
+    /// The link has ended (connection closed or failed to build).
+    Ended,
+}
+
+/// A remote track being decoded, for the status endpoint and snapshots.
+#[derive(Debug)]
+pub(crate) struct Track {
+    pub codec: MediaCodec,
+    pub payload_type: u8,
+    pub receiver: Receiver,
+}
+
+/// What the session and the status endpoint can see of a link.
+#[derive(Debug, Default)]
+pub(crate) struct LinkShared {
+    /// Per slot (audio, camera, screen).
+    pub tracks: Mutex<[Option<Track>; 3]>,
+    /// The video codec this peer receives from us, once negotiated.
+    pub send_video: Mutex<Option<Codec>>,
+    /// File frames queued for the channel and not yet handed to it.
+    pub queued_file_bytes: AtomicUsize,
+}
+
+impl LinkShared {
+    pub(crate) fn receiver_stats(&self, slot: Slot) -> Option<(MediaCodec, ReceiverStats)> {
+        let tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
+        tracks[slot.index()]
+            .as_ref()
+            .map(|t| (t.codec, t.receiver.stats()))
+    }
+
+    pub(crate) fn snapshot_png(&self) -> anyhow::Result<Vec<u8>> {
+        let tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
+        for slot in [Slot::Screen, Slot::Camera] {
+            if let Some(t) = &tracks[slot.index()]
+                && let Ok(png) = t.receiver.snapshot_png()
+            {
+                return Ok(png);
+            }
+        }
+        anyhow::bail!("no decoded frame from this peer yet")
+    }
+}
+
+/// Everything a link needs to start.
+pub(crate) struct LinkSetup {
+    pub remote: PeerId,
+    pub negotiation: Negotiation,
+    pub ice_servers: Vec<IceServer>,
+    pub sender: Sender,
+    pub speaker: Sink,
+    pub facts: BoardFacts,
+    /// Tagged with the link's serial, so the session can ignore a stopped link's last words.
+    pub events: mpsc::Sender<(PeerId, u64, LinkEvent)>,
+    pub serial: u64,
+}
+
+/// The handle the session keeps.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub serial: u64,
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub shared: Arc<LinkShared>,
+}
+
+impl Link {
+    pub(crate) fn send(&self, command: Command) {
+        if let Command::FileBinary(frame) = &command {
+            self.shared
+                .queued_file_bytes
+                .fetch_add(frame.len(), Ordering::Relaxed);
+        }
+        if self.commands.send(command).is_err() {
+            tracing::debug!(serial = self.serial, "command for a link that has ended");
+        }
+    }
+}
+
+/// Starts a link's task.
+pub(crate) fn start(setup: LinkSetup) -> Link {
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(LinkShared::default());
+    let serial = setup.serial;
+    tokio::spawn(run(setup, command_rx, Arc::clone(&shared)));
+    Link {
+        serial,
+        commands,
+        shared,
+    }
+}
+
+fn media_codec(codec: Codec) -> MediaCodec {
+    match codec {
+        Codec::H264 => MediaCodec::H264,
+        Codec::Vp8 => MediaCodec::Vp8,
+        Codec::Opus => MediaCodec::Opus,
+    }
+}
+
+fn engine_state(state: ConnectionState) -> EngineState {
+    match state {
+        ConnectionState::New | ConnectionState::Connecting => EngineState::Connecting,
+        ConnectionState::Connected => EngineState::Connected,
+        ConnectionState::Disconnected => EngineState::Disconnected,
+        ConnectionState::Failed => EngineState::Failed,
+        ConnectionState::Closed => EngineState::Closed,
+    }
+}
+
+fn engine_channel(channel: Channel) -> EngineChannel {
+    match channel {
+        Channel::Chat => EngineChannel::Chat,
+        Channel::File => EngineChannel::File,
+    }
+}
+
+struct Running {
+    setup: LinkSetup,
+    peer: Peer,
+    shared: Arc<LinkShared>,
+    negotiated: Option<[Option<Codec>; 3]>,
+    connected: bool,
+    /// Subscriptions to the sender (dropping them unsubscribes).
+    subscriptions: Vec<SubscriptionGuard>,
+    /// Per slot, a `(codec, payload type)` whose receiver could not be built (not retried
+    /// for every packet).
+    undecodable: [Option<(MediaCodec, u8)>; 3],
+}
+
+async fn run(
+    setup: LinkSetup,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    shared: Arc<LinkShared>,
+) {
+    let (peer_tx, mut peer_rx) = mpsc::channel(1024);
+    let mut config = PeerConfig::new(setup.remote, setup.negotiation);
+    config.ice_servers.clone_from(&setup.ice_servers);
+    let remote = setup.remote;
+    let peer = match Peer::connect(config, peer_tx).await {
+        Ok(peer) => peer,
+        Err(e) => {
+            tracing::warn!(%remote, error = %e, "peer connection could not be built");
+            let _ = setup
+                .events
+                .send((remote, setup.serial, LinkEvent::Ended))
+                .await;
+            return;
+        }
+    };
+    if let Err(e) = peer
+        .set_buffered_amount_low_threshold(Channel::File, 256 * 1024)
+        .await
+    {
+        tracing::debug!(%remote, error = %e, "no buffered-amount-low threshold");
+    }
+    let mut link = Running {
+        setup,
+        peer,
+        shared,
+        negotiated: None,
+        connected: false,
+        subscriptions: Vec::new(),
+        undecodable: [None; 3],
+    };
+    let mut level_tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            command = commands.recv() => {
+                match command {
+                    None | Some(Command::Stop) => break,
+                    Some(command) => link.command(command).await,
+                }
+            }
+            event = peer_rx.recv() => {
+                match event {
+                    None | Some((_, PeerEvent::Closed)) => break,
+                    Some((_, event)) => link.peer_event(event).await,
+                }
+            }
+            _ = level_tick.tick() => {
+                if let Some((_, stats)) = link.shared.receiver_stats(Slot::Audio) {
+                    link.report(LinkEvent::AudioLevel(stats.audio_level)).await;
+                }
+            }
+        }
+    }
+    link.subscriptions.clear();
+    link.peer.close().await;
+    link.shared
+        .tracks
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter_mut()
+        .for_each(|t| *t = None);
+    link.report(LinkEvent::Ended).await;
+    tracing::debug!(%remote, "link ended");
+}
+
+impl Running {
+    async fn report(&self, event: LinkEvent) {
+        let _ = self
+            .setup
+            .events
+            .send((self.setup.remote, self.setup.serial, event))
+            .await;
+    }
+
+    async fn command(&mut self, command: Command) {
+        let remote = self.setup.remote;
+        match command {
+            Command::Signal(data) => {
+                if let Err(e) = self.peer.handle_signal(data).await {
+                    tracing::warn!(%remote, error = %e, "remote signal not applied");
+                }
+            }
+            Command::Chat(text) => {
+                if let Err(e) = self.peer.send_text(Channel::Chat, &text).await {
+                    tracing::debug!(%remote, error = %e, "chat frame not sent");
+                }
+            }
+            Command::FileText(text) => {
+                if let Err(e) = self.peer.send_text(Channel::File, &text).await {
+                    tracing::debug!(%remote, error = %e, "file frame not sent");
+                }
+                self.report_buffered().await;
+            }
+            Command::FileBinary(frame) => {
+                let len = frame.len();
+                if let Err(e) = self.peer.send_binary(Channel::File, &frame).await {
+                    tracing::debug!(%remote, error = %e, "file chunk not sent");
+                }
+                self.shared
+                    .queued_file_bytes
+                    .fetch_sub(len, Ordering::Relaxed);
+                self.report_buffered().await;
+            }
+            Command::RestartIce => {
+                if let Err(e) = self.peer.restart_ice().await {
+                    tracing::warn!(%remote, error = %e, "ICE restart failed");
+                }
+            }
+            Command::Stop => {}
+        }
+    }
+
+    async fn report_buffered(&self) {
+        let queued = self.shared.queued_file_bytes.load(Ordering::Relaxed);
+        let channel = self.peer.buffered_amount(Channel::File).await.unwrap_or(0);
+        self.report(LinkEvent::FileBuffered(channel + queued)).await;
+    }
+
+    async fn peer_event(&mut self, event: PeerEvent) {
+        let remote = self.setup.remote;
+        match event {
+            PeerEvent::Signal(data) => self.report(LinkEvent::Signal(data)).await,
+            PeerEvent::State(state) => {
+                self.connected = state == ConnectionState::Connected;
+                self.report(LinkEvent::State(engine_state(state))).await;
+                self.maybe_subscribe();
+            }
+            PeerEvent::Negotiated { send } => {
+                *self
+                    .shared
+                    .send_video
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = send[Slot::Camera.index()];
+                if self.negotiated != Some(send) {
+                    self.subscriptions.clear();
+                }
+                self.negotiated = Some(send);
+                self.maybe_subscribe();
+            }
+            PeerEvent::ChannelOpen(channel) => {
+                self.report(LinkEvent::ChannelOpened(engine_channel(channel)))
+                    .await;
+            }
+            PeerEvent::ChannelClosed(channel) => {
+                self.report(LinkEvent::ChannelClosed(engine_channel(channel)))
+                    .await;
+            }
+            PeerEvent::BufferedAmountLow(Channel::File) => self.report_buffered().await,
+            PeerEvent::Message { channel, message } => match (channel, message) {
+                (Channel::Chat, ChannelMessage::Text(text)) => {
+                    self.report(LinkEvent::ChatText(text)).await;
+                }
+                (Channel::File, ChannelMessage::Text(text)) => {
+                    self.report(LinkEvent::FileText(text)).await;
+                }
+                (Channel::File, ChannelMessage::Binary(frame)) => {
+                    self.report(LinkEvent::FileBinary(frame.to_vec())).await;
+                }
+                (Channel::Chat, ChannelMessage::Binary(_)) => {
+                    tracing::debug!(%remote, "binary frame on the chat channel ignored");
+                }
+            },
+            PeerEvent::Rtp(rtp) => self.rtp(rtp),
+            PeerEvent::TrackEnded { slot } => {
+                self.shared
+                    .tracks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)[slot.index()] = None;
+            }
+            PeerEvent::KeyframeRequested { slot, kind } => {
+                let codec = self
+                    .negotiated
+                    .and_then(|send| send[slot.index()])
+                    .map(media_codec);
+                if let Some(codec) = codec {
+                    tracing::debug!(%remote, %slot, ?kind, "keyframe requested");
+                    self.setup.sender.force_keyframe(codec);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts writing our camera and microphone to this peer, once it can take them.
+    fn maybe_subscribe(&mut self) {
+        let Some(send) = self.negotiated else { return };
+        if !self.connected || !self.subscriptions.is_empty() {
+            return;
+        }
+        for slot in [Slot::Audio, Slot::Camera] {
+            let Some(codec) = send[slot.index()] else {
+                continue;
+            };
+            let (tx, mut rx) = mpsc::channel::<portal_media::EncodedSample>(16);
+            let guard = self.setup.sender.subscribe_with(
+                media_codec(codec),
+                Box::new(move |sample| match tx.try_send(sample.clone()) {
+                    Ok(()) => Delivery::Accepted,
+                    Err(mpsc::error::TrySendError::Full(_)) => Delivery::Dropped,
+                    Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+                }),
+            );
+            let guard = match guard {
+                Ok(guard) => guard,
+                Err(e) => {
+                    tracing::warn!(remote = %self.setup.remote, %codec, error = %e, "cannot send this codec");
+                    continue;
+                }
+            };
+            self.subscriptions.push(guard);
+            let peer = self.peer.clone();
+            tokio::spawn(async move {
+                while let Some(sample) = rx.recv().await {
+                    let sample = MediaSample::new(sample.data, sample.duration);
+                    match peer.write_sample(slot, codec, &sample).await {
+                        Ok(_) => {}
+                        Err(portal_net::PeerError::Closed) => break,
+                        Err(e) => tracing::debug!(%slot, error = %e, "sample not written"),
+                    }
+                }
+            });
+            tracing::info!(remote = %self.setup.remote, %slot, %codec, "sending");
+        }
+    }
+
+    /// Feeds a remote packet to its slot's receiver, making one when needed.
+    fn rtp(&mut self, rtp: portal_net::RemoteRtp) {
+        let Some(codec) = rtp.codec.codec().map(media_codec) else {
+            return;
+        };
+        if self.undecodable[rtp.slot.index()] == Some((codec, rtp.payload_type)) {
+            return;
+        }
+        let mut tracks = self
+            .shared
+            .tracks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = &mut tracks[rtp.slot.index()];
+        let fits = entry
+            .as_ref()
+            .is_some_and(|t| t.codec == codec && t.payload_type == rtp.payload_type);
+        if !fits {
+            let config = ReceiverConfig::new(codec, rtp.payload_type, self.setup.facts.clone());
+            let receiver = if codec == MediaCodec::Opus {
+                Receiver::audio(&config, &self.setup.speaker, None)
+            } else {
+                Receiver::video(&config, None, Some(self.keyframe_hook(rtp.slot)))
+            };
+            match receiver {
+                Ok(receiver) => {
+                    tracing::info!(remote = %self.setup.remote, slot = %rtp.slot, ?codec, pt = rtp.payload_type, "receiving");
+                    *entry = Some(Track {
+                        codec,
+                        payload_type: rtp.payload_type,
+                        receiver,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(remote = %self.setup.remote, slot = %rtp.slot, error = %e, "cannot decode this track");
+                    self.undecodable[rtp.slot.index()] = Some((codec, rtp.payload_type));
+                    return;
+                }
+            }
+        }
+        if let Some(track) = entry {
+            track.receiver.push_rtp(rtp.packet);
+        }
+    }
+
+    fn keyframe_hook(&self, slot: Slot) -> KeyframeHook {
+        let peer = self.peer.clone();
+        let runtime = tokio::runtime::Handle::current();
+        Arc::new(move |why| {
+            let peer = peer.clone();
+            runtime.spawn(async move {
+                tracing::debug!(%slot, ?why, "asking the peer for a keyframe");
+                let _ = peer.request_keyframe(slot).await;
+            });
+        })
+    }
+}

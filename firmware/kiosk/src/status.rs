@@ -1,0 +1,249 @@
+//! The status endpoint: a small HTTP/1 server for tests, health checks and later the OTA
+//! agent. Every request becomes a [`Request`] to the session task, which answers from the
+//! engine's state; this file only parses and formats.
+//!
+//! - `GET /status`: the room, the connection, each peer's media counters, what the
+//!   kiosk sends, the chat log and the file transfers (JSON).
+//! - `POST /chat` `{"text": "..."}`: sends a chat line to everyone.
+//! - `POST /snapshot` `{"peer": ID}` (or no body: the peer on stage): writes a PNG of that
+//!   peer's latest frame and returns `{"path": ...}`.
+//! - `POST /files/{id}/accept` and `/decline`: decides an offered file (policy `ask`);
+//!   `id` is `PEER-ID` as listed in `/status`, or the bare transfer id when unambiguous.
+//! - `POST /files/send` `{"peer": ID, "path": "/abs/file"}`: offers a file to a peer.
+//!
+//! A bad request gets a 400 (404, 405, 413) with `{"error": "..."}`; nothing here panics.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use portal_proto::PeerId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::session::Request;
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+type Reply = hyper::Response<Full<Bytes>>;
+
+/// Binds `addr`; the returned future serves until dropped.
+pub(crate) async fn bind(
+    addr: SocketAddr,
+    requests: mpsc::Sender<Request>,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let serve = async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "status endpoint accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let requests = requests.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let requests = requests.clone();
+                    async move { Ok::<_, Infallible>(handle(req, requests).await) }
+                });
+                if let Err(e) = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "status connection ended with an error");
+                }
+            });
+        }
+    };
+    Ok((local, serve))
+}
+
+fn reply(status: StatusCode, body: &Value) -> Reply {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Reply {
+    reply(status, &json!({ "error": message.to_string() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatBody {
+    text: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SnapshotBody {
+    peer: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendFileBody {
+    peer: u64,
+    path: PathBuf,
+}
+
+async fn body_json<T: serde::de::DeserializeOwned>(
+    req: hyper::Request<Incoming>,
+    empty_ok: Option<T>,
+) -> Result<T, Reply> {
+    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {MAX_BODY} bytes or broken"),
+            ));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace)
+        && let Some(default) = empty_ok
+    {
+        return Ok(default);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}
+
+/// Sends `make(reply)` to the session and waits for its answer.
+async fn ask<T>(
+    requests: &mpsc::Sender<Request>,
+    make: impl FnOnce(oneshot::Sender<T>) -> Request,
+) -> Result<T, Reply> {
+    let (tx, rx) = oneshot::channel();
+    if requests.send(make(tx)).await.is_err() {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the kiosk is stopping",
+        ));
+    }
+    rx.await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the kiosk is stopping"))
+}
+
+/// `PEER-ID` or `ID`.
+fn parse_file_id(text: &str) -> Option<(Option<PeerId>, u32)> {
+    match text.split_once('-') {
+        Some((peer, id)) => Some((Some(PeerId(peer.parse().ok()?)), id.parse().ok()?)),
+        None => Some((None, text.parse().ok()?)),
+    }
+}
+
+async fn handle(req: hyper::Request<Incoming>, requests: mpsc::Sender<Request>) -> Reply {
+    match route(req, &requests).await {
+        Ok(reply) | Err(reply) => reply,
+    }
+}
+
+async fn route(
+    req: hyper::Request<Incoming>,
+    requests: &mpsc::Sender<Request>,
+) -> Result<Reply, Reply> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let method = req.method().clone();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (method, segments.as_slice()) {
+        (Method::GET, ["status"]) => {
+            let status = ask(requests, Request::Status).await?;
+            Ok(reply(StatusCode::OK, &status))
+        }
+        (Method::POST, ["chat"]) => {
+            let body: ChatBody = body_json(req, None).await?;
+            ask(requests, |reply| Request::Chat {
+                text: body.text,
+                reply,
+            })
+            .await?
+            .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+            Ok(reply(StatusCode::OK, &json!({ "sent": true })))
+        }
+        (Method::POST, ["snapshot"]) => {
+            let body: SnapshotBody = body_json(req, Some(SnapshotBody::default())).await?;
+            let path = ask(requests, |reply| Request::Snapshot {
+                peer: body.peer.map(PeerId),
+                reply,
+            })
+            .await?
+            .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+            Ok(reply(
+                StatusCode::OK,
+                &json!({ "path": path.display().to_string() }),
+            ))
+        }
+        (Method::POST, ["files", "send"]) => {
+            let body: SendFileBody = body_json(req, None).await?;
+            let id = ask(requests, |reply| Request::SendFile {
+                peer: PeerId(body.peer),
+                path: body.path,
+                reply,
+            })
+            .await?
+            .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+            Ok(reply(
+                StatusCode::OK,
+                &json!({ "id": format!("{}-{id}", body.peer) }),
+            ))
+        }
+        (Method::POST, ["files", id, action @ ("accept" | "decline")]) => {
+            let Some((peer, id)) = parse_file_id(id) else {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "file id must be PEER-ID or ID",
+                ));
+            };
+            let accept = *action == "accept";
+            ask(requests, |reply| Request::Decide {
+                peer,
+                id,
+                accept,
+                reply,
+            })
+            .await?
+            .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+            Ok(reply(StatusCode::OK, &json!({ "ok": true })))
+        }
+        (_, ["status" | "chat" | "snapshot"] | ["files", ..]) => {
+            Err(error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
+        }
+        _ => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no such endpoint {path}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_file_id;
+    use portal_proto::PeerId;
+
+    #[test]
+    fn file_ids() {
+        assert_eq!(parse_file_id("3-7"), Some((Some(PeerId(3)), 7)));
+        assert_eq!(parse_file_id("7"), Some((None, 7)));
+        assert_eq!(parse_file_id("x-7"), None);
+        assert_eq!(parse_file_id(""), None);
+    }
+}
