@@ -46,8 +46,11 @@ pub struct EngineConfig {
     pub files: FileConfig,
     pub stage: StageConfig,
     pub reconnect: BackoffConfig,
-    /// Backoff of ICE restarts of a failed peer connection (offerer side only).
+    /// Backoff of ICE restarts of a failed peer connection (offerer side only), and of
+    /// rebuilding a peer connection that ended while its peer is still in the room.
     pub ice_restart: BackoffConfig,
+    /// Bounds of the video bitrate the congestion controller's estimates may set.
+    pub bitrate: BitrateConfig,
     /// Chat lines kept.
     pub chat_capacity: usize,
     /// After a reconnect, how long a peer the server does not list yet keeps its live
@@ -73,10 +76,42 @@ impl EngineConfig {
                 max: Duration::from_secs(20),
                 ..BackoffConfig::default()
             },
+            bitrate: BitrateConfig::default(),
             chat_capacity: 500,
             resume_grace: Duration::from_secs(25),
             seed: 0,
         }
+    }
+}
+
+/// The video bitrate window, kbit/s. The kiosk runs one encoder per codec for every peer,
+/// so the encoder follows the lowest send estimate of the connected peers, held within
+/// `min..=max`, and starts at `start` until the first estimate arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BitrateConfig {
+    pub min_kbps: u32,
+    pub start_kbps: u32,
+    pub max_kbps: u32,
+    /// Changes smaller than this fraction of the current bitrate (in percent) are not
+    /// applied, so the encoder is not reconfigured for every feedback report.
+    pub hysteresis_percent: u32,
+}
+
+impl Default for BitrateConfig {
+    fn default() -> Self {
+        BitrateConfig {
+            min_kbps: 300,
+            start_kbps: 1000,
+            max_kbps: 2500,
+            hysteresis_percent: 10,
+        }
+    }
+}
+
+impl BitrateConfig {
+    /// `kbps` held within the bounds.
+    pub fn clamp(&self, kbps: u32) -> u32 {
+        kbps.clamp(self.min_kbps, self.max_kbps.max(self.min_kbps))
     }
 }
 
@@ -181,6 +216,11 @@ pub enum Input {
         peer: PeerId,
         level: f32,
     },
+    /// The congestion controller's send estimate towards `peer` (GCC over TWCC).
+    SendEstimate {
+        peer: PeerId,
+        bits_per_second: u64,
+    },
 }
 
 /// What the engine asks the I/O layer to do, or tells it.
@@ -201,6 +241,8 @@ pub enum Output {
     StopPeer { peer: PeerId },
     /// Re-offer to `peer` with an ICE restart (we are its offerer).
     RestartIce { peer: PeerId },
+    /// Set the video encoders' bitrate.
+    VideoBitrate { kbps: u32 },
     /// Apply this remote description or candidate to `from`'s peer connection.
     Signal { from: PeerId, data: SignalData },
     /// Send this JSON text frame on `peer`'s chat channel.
@@ -281,7 +323,26 @@ struct PeerSession {
     connection: ConnectionState,
     ice_backoff: Backoff,
     ice_restart_at: Option<Instant>,
+    /// The peer connection ended by itself (or could not be built); build it again then.
+    rebuild_at: Option<Instant>,
+    name: String,
+    role: OfferRole,
+    /// The remote's last offer and the candidates since, replayed to a rebuilt answerer.
+    last_offer: Option<SignalData>,
+    candidates: Vec<SignalData>,
+    /// The latest send estimate towards this peer, kbit/s.
+    estimate_kbps: Option<u32>,
+    /// Our offer that has no answer yet. Another ICE restart while it is on its way would
+    /// make the remote answer twice, and the first answer would be applied to the second
+    /// offer; so a restart waits for the answer, up to [`ANSWER_TIMEOUT`].
+    offer_sent_at: Option<Instant>,
 }
+
+/// An offer without an answer for this long is taken as lost.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Remote candidates kept for a replay; a browser sends a handful.
+const KEPT_CANDIDATES: usize = 64;
 
 /// The kiosk's room session (see the module docs).
 #[derive(Debug)]
@@ -306,6 +367,8 @@ pub struct Engine {
     /// Peers kept across a reconnect that the server has not listed again, with the time
     /// they are given up.
     unconfirmed: BTreeMap<PeerId, Instant>,
+    /// The video bitrate last asked for, kbit/s.
+    bitrate_kbps: u32,
     out: VecDeque<Output>,
 }
 
@@ -337,8 +400,13 @@ impl Engine {
             existing_files: HashSet::new(),
             session_serial: 0,
             unconfirmed: BTreeMap::new(),
+            bitrate_kbps: 0,
             out: VecDeque::new(),
         };
+        engine.bitrate_kbps = engine
+            .config
+            .bitrate
+            .clamp(engine.config.bitrate.start_kbps);
         engine.out.push_back(Output::Connect);
         engine
     }
@@ -356,7 +424,7 @@ impl Engine {
         let sessions = self
             .sessions
             .values()
-            .flat_map(|s| [s.ice_restart_at, s.file.poll_timeout()]);
+            .flat_map(|s| [s.ice_restart_at, s.rebuild_at, s.file.poll_timeout()]);
         [self.reconnect_at, self.rejoin_at]
             .into_iter()
             .chain(self.unconfirmed.values().copied().map(Some))
@@ -402,11 +470,38 @@ impl Engine {
             };
             if s.ice_restart_at.is_some_and(|t| t <= now) {
                 s.ice_restart_at = None;
-                if s.connection == ConnectionState::Failed {
+                let waiting = s
+                    .offer_sent_at
+                    .map(|t| t + ANSWER_TIMEOUT)
+                    .filter(|t| *t > now);
+                if let Some(until) = waiting.filter(|_| s.connection == ConnectionState::Failed) {
+                    tracing::debug!(%peer, "ICE restart waits for the answer to our last offer");
+                    s.ice_restart_at = Some(until);
+                } else if s.connection == ConnectionState::Failed {
                     tracing::info!(%peer, "restarting ICE");
                     self.out.push_back(Output::RestartIce { peer });
                     let delay = s.ice_backoff.next_delay();
                     s.ice_restart_at = Some(now + delay);
+                }
+            }
+            if s.rebuild_at.is_some_and(|t| t <= now) {
+                s.rebuild_at = None;
+                s.connection = ConnectionState::Connecting;
+                tracing::info!(%peer, attempt = s.ice_backoff.attempt(), "building the peer connection again");
+                self.out.push_back(Output::StartPeer {
+                    peer,
+                    name: s.name.clone(),
+                    role: s.role,
+                });
+                if s.role == OfferRole::Answerer {
+                    // The remote's offer went to the connection that ended; the new one
+                    // answers it (a remote that restarts ICE later sends a fresh one).
+                    for data in s.last_offer.iter().chain(&s.candidates) {
+                        self.out.push_back(Output::Signal {
+                            from: peer,
+                            data: data.clone(),
+                        });
+                    }
                 }
             }
             s.file.handle_timeout(now);
@@ -421,6 +516,16 @@ impl Engine {
             Input::SignalingClosed => self.signaling_closed(now),
             Input::Server(msg) => self.server_message(now, msg),
             Input::Connection { peer, state } => self.connection_state(now, peer, state),
+            Input::SendEstimate {
+                peer,
+                bits_per_second,
+            } => {
+                if let Some(s) = self.sessions.get_mut(&peer) {
+                    s.estimate_kbps =
+                        Some(u32::try_from(bits_per_second / 1000).unwrap_or(u32::MAX));
+                }
+                self.update_bitrate(false);
+            }
             Input::ChannelOpened { peer, channel } => self.channel_opened(peer, channel),
             Input::ChannelClosed { peer, channel } => {
                 if let Some(s) = self.sessions.get_mut(&peer) {
@@ -529,7 +634,12 @@ impl Engine {
 
     /// Sends our description or candidate to `peer` through the server. An offer to a
     /// peer we answer is refused: the answerer never (re-)offers.
-    pub fn send_signal(&mut self, peer: PeerId, data: SignalData) -> Result<(), EngineError> {
+    pub fn send_signal(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        data: SignalData,
+    ) -> Result<(), EngineError> {
         let role = self
             .room
             .as_ref()
@@ -541,6 +651,12 @@ impl Engine {
             && role == OfferRole::Answerer
         {
             return Err(EngineError::AnswererOffer(peer));
+        }
+        if let SignalData::Sdp(sdp) = &data
+            && sdp.kind == SdpType::Offer
+            && let Some(s) = self.sessions.get_mut(&peer)
+        {
+            s.offer_sent_at = Some(now);
         }
         self.out
             .push_back(Output::Send(ClientMessage::Signal { to: peer, data }));
@@ -861,6 +977,19 @@ impl Engine {
             tracing::warn!(%from, "ignoring an offer from a peer we offer to");
             return;
         }
+        if let Some(s) = self.sessions.get_mut(&from) {
+            match &data {
+                SignalData::Sdp(sdp) if sdp.kind == SdpType::Offer => {
+                    s.last_offer = Some(data.clone());
+                    s.candidates.clear();
+                }
+                SignalData::Sdp(sdp) if sdp.kind == SdpType::Answer => s.offer_sent_at = None,
+                SignalData::Candidate(_) if s.candidates.len() < KEPT_CANDIDATES => {
+                    s.candidates.push(data.clone());
+                }
+                _ => {}
+            }
+        }
         self.out.push_back(Output::Signal { from, data });
     }
 
@@ -873,6 +1002,10 @@ impl Engine {
         let Some(s) = self.sessions.get_mut(&peer) else {
             return;
         };
+        if s.rebuild_at.is_some() {
+            // Last words of the connection that ended; the rebuilt one reports afresh.
+            return;
+        }
         s.connection = state;
         match state {
             ConnectionState::Connected => {
@@ -883,6 +1016,20 @@ impl Engine {
                 // The first restart goes out at once; later ones back off.
                 s.ice_restart_at = Some(now);
                 self.handle_timeout(now);
+            }
+            ConnectionState::Closed => {
+                // We did not stop it (a stopped peer has no session): it ended by itself
+                // or could not be built. The peer is still in the room, so build it again.
+                let delay = s.ice_backoff.next_delay();
+                tracing::info!(%peer, ?delay, "peer connection ended; building it again");
+                s.ice_restart_at = None;
+                s.offer_sent_at = None;
+                s.rebuild_at = Some(now + delay);
+                s.chat_open = false;
+                s.file.closed();
+                s.estimate_kbps = None;
+                self.flush_file(peer);
+                self.update_bitrate(false);
             }
             _ => {}
         }
@@ -952,10 +1099,24 @@ impl Engine {
                         PeerSession {
                             chat_open: false,
                             file: FileChannel::new(self.config.files.clone(), &tag),
-                            media: MediaState::default(),
+                            // Until its first `state` message a peer counts as sending
+                            // both (the browser's own default for a missing field).
+                            media: MediaState {
+                                audio: true,
+                                video: true,
+                                screen: false,
+                                recording: false,
+                            },
                             connection: ConnectionState::Connecting,
                             ice_backoff: Backoff::new(self.config.ice_restart, seed),
                             ice_restart_at: None,
+                            rebuild_at: None,
+                            name: peer.name.clone(),
+                            role: peer.offer,
+                            last_offer: None,
+                            candidates: Vec::new(),
+                            estimate_kbps: None,
+                            offer_sent_at: None,
                         },
                     );
                     self.stage.add(peer.id);
@@ -983,6 +1144,7 @@ impl Engine {
                         }
                     }
                     self.stage.remove(id);
+                    self.update_bitrate(true);
                     tracing::info!(peer = %id, "peer removed");
                     self.out.push_back(Output::StopPeer { peer: id });
                     self.out.push_back(Output::Event(Event::PeerRemoved(id)));
@@ -990,6 +1152,26 @@ impl Engine {
             }
         }
         self.update_stage();
+    }
+
+    /// Follows the lowest send estimate of the peers that have one; `force` applies even a
+    /// small change (a peer left, so the estimate that held the rate down may be gone).
+    fn update_bitrate(&mut self, force: bool) {
+        let config = self.config.bitrate;
+        let lowest = self.sessions.values().filter_map(|s| s.estimate_kbps).min();
+        let target = config.clamp(lowest.unwrap_or(config.start_kbps));
+        let current = self.bitrate_kbps.max(1);
+        let change = u64::from(target.abs_diff(current)) * 100;
+        let step = u64::from(current) * u64::from(config.hysteresis_percent);
+        if target != current && (force || change >= step) {
+            self.bitrate_kbps = target;
+            self.out.push_back(Output::VideoBitrate { kbps: target });
+        }
+    }
+
+    /// The video bitrate the engine last asked for, kbit/s.
+    pub fn video_bitrate(&self) -> u32 {
+        self.bitrate_kbps
     }
 
     fn update_stage(&mut self) {

@@ -30,7 +30,8 @@ pub mod stage;
 pub mod transfer;
 
 pub use engine::{
-    Channel, ConnectionState, Engine, EngineConfig, EngineError, Event, Input, MediaState, Output,
+    BitrateConfig, Channel, ConnectionState, Engine, EngineConfig, EngineError, Event, Input,
+    MediaState, Output,
 };
 pub use room::{OfferRole, Peer};
 pub use stage::StageReason;

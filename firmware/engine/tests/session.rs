@@ -175,16 +175,16 @@ fn an_offer_from_a_peer_we_offer_to_is_ignored_and_others_pass() {
             sdp: "v=0".into(),
         })
     };
-    e.send_signal(PeerId(12), sdp(SdpType::Offer)).unwrap();
+    e.send_signal(t0, PeerId(12), sdp(SdpType::Offer)).unwrap();
     assert!(matches!(
         &drain(&mut e)[..],
         [Output::Send(ClientMessage::Signal { to: PeerId(12), .. })]
     ));
     assert_eq!(
-        e.send_signal(PeerId(3), sdp(SdpType::Offer)),
+        e.send_signal(t0, PeerId(3), sdp(SdpType::Offer)),
         Err(portal_engine::EngineError::AnswererOffer(PeerId(3)))
     );
-    e.send_signal(PeerId(3), sdp(SdpType::Answer)).unwrap();
+    e.send_signal(t0, PeerId(3), sdp(SdpType::Answer)).unwrap();
     assert_eq!(drain(&mut e).len(), 1);
 }
 
@@ -304,6 +304,203 @@ fn only_the_offerer_restarts_ice_and_it_backs_off() {
         },
     );
     assert_eq!(e.poll_timeout(), None, "connected: no more restarts");
+}
+
+fn sdp(kind: SdpType, body: &str) -> SignalData {
+    SignalData::Sdp(SessionDescription {
+        kind,
+        sdp: body.into(),
+    })
+}
+
+fn candidate(n: u32) -> SignalData {
+    SignalData::Candidate(portal_proto::IceCandidate {
+        candidate: format!("candidate:{n} 1 udp 1 192.0.2.1 {n} typ host"),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+        username_fragment: None,
+    })
+}
+
+#[test]
+fn an_ice_restart_waits_for_the_answer_to_the_last_offer() {
+    let t0 = Instant::now();
+    let mut e = in_room(t0);
+    let failed = Input::Connection {
+        peer: PeerId(12),
+        state: ConnectionState::Failed,
+    };
+    e.handle(t0, failed.clone());
+    assert_eq!(drain(&mut e), [Output::RestartIce { peer: PeerId(12) }]);
+    // The link sends the restart offer; the remote is slow to answer.
+    e.send_signal(t0, PeerId(12), sdp(SdpType::Offer, "restart 1"))
+        .unwrap();
+    drain(&mut e);
+    let next = e.poll_timeout().unwrap();
+    e.handle_timeout(next);
+    assert!(
+        drain(&mut e).is_empty(),
+        "no second offer while the first is unanswered"
+    );
+    let until = e.poll_timeout().unwrap();
+    assert!(until >= t0 + Duration::from_secs(10), "{:?}", until - t0);
+    // Unanswered for 10 s: taken as lost, so the next restart goes out.
+    e.handle_timeout(until);
+    assert_eq!(drain(&mut e), [Output::RestartIce { peer: PeerId(12) }]);
+    // An answer clears the wait: after it, a new failure restarts at once.
+    e.send_signal(until, PeerId(12), sdp(SdpType::Offer, "restart 2"))
+        .unwrap();
+    e.handle(
+        until,
+        Input::Server(ServerMessage::Signal {
+            from: PeerId(12),
+            data: sdp(SdpType::Answer, "answer 2"),
+        }),
+    );
+    e.handle(
+        until,
+        Input::Connection {
+            peer: PeerId(12),
+            state: ConnectionState::Connected,
+        },
+    );
+    drain(&mut e);
+    e.handle(until, failed);
+    assert_eq!(drain(&mut e), [Output::RestartIce { peer: PeerId(12) }]);
+}
+
+#[test]
+fn a_connection_that_ends_by_itself_is_built_again_and_replays_the_offer() {
+    let t0 = Instant::now();
+    let mut e = in_room(t0);
+    // Browser 3 offers and trickles two candidates; our connection to it then ends
+    // (it could not be built, say).
+    let offer = sdp(SdpType::Offer, "browser offer");
+    for data in [offer.clone(), candidate(1), candidate(2)] {
+        e.handle(
+            t0,
+            Input::Server(ServerMessage::Signal {
+                from: PeerId(3),
+                data,
+            }),
+        );
+    }
+    assert_eq!(drain(&mut e).len(), 3, "relayed to the link");
+    let closed = |peer| Input::Connection {
+        peer: PeerId(peer),
+        state: ConnectionState::Closed,
+    };
+    e.handle(t0, closed(3));
+    assert!(started(&drain(&mut e)).is_empty(), "not at once");
+    let at = e.poll_timeout().unwrap();
+    assert!(
+        at > t0 && at <= t0 + Duration::from_secs(2),
+        "{:?}",
+        at - t0
+    );
+    // Late words of the old connection change nothing.
+    e.handle(
+        t0,
+        Input::Connection {
+            peer: PeerId(3),
+            state: ConnectionState::Failed,
+        },
+    );
+    assert!(drain(&mut e).is_empty());
+    e.handle_timeout(at);
+    let outs = drain(&mut e);
+    assert_eq!(started(&outs), [(3, OfferRole::Answerer)]);
+    let replayed: Vec<&SignalData> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Signal { from, data } if *from == PeerId(3) => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replayed, [&offer, &candidate(1), &candidate(2)]);
+    // It fails again: the next attempt backs off further.
+    e.handle(at, closed(3));
+    drain(&mut e);
+    let again = e.poll_timeout().unwrap();
+    assert!(again - at > at - t0, "{:?} then {:?}", at - t0, again - at);
+    // An offerer's rebuilt connection makes its own offer: nothing is replayed.
+    e.handle(t0, closed(12));
+    e.handle_timeout(again + Duration::from_secs(30));
+    let outs = drain(&mut e);
+    assert_eq!(
+        started(&outs),
+        [(3, OfferRole::Answerer), (12, OfferRole::Offerer)]
+    );
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Signal { from, .. } if *from == PeerId(12)))
+    );
+    // A peer that leaves is not built again.
+    e.handle(at, closed(5));
+    e.handle(
+        at,
+        Input::Server(ServerMessage::PeerLeft { peer_id: PeerId(5) }),
+    );
+    e.handle_timeout(again + Duration::from_secs(90));
+    assert!(
+        !started(&drain(&mut e)).iter().any(|(p, _)| *p == 5),
+        "peer 5 left"
+    );
+}
+
+#[test]
+fn the_encoder_follows_the_lowest_send_estimate_within_bounds() {
+    let t0 = Instant::now();
+    let mut e = in_room(t0);
+    drain(&mut e);
+    assert_eq!(e.video_bitrate(), 1000, "the start rate");
+    let estimate = |e: &mut Engine, peer, kbps: u64| {
+        e.handle(
+            t0,
+            Input::SendEstimate {
+                peer: PeerId(peer),
+                bits_per_second: kbps * 1000,
+            },
+        );
+        drain(e)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::VideoBitrate { kbps } => Some(kbps),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(estimate(&mut e, 3, 2000), [2000]);
+    assert_eq!(estimate(&mut e, 12, 800), [800], "the lowest wins");
+    assert!(
+        estimate(&mut e, 12, 840).is_empty(),
+        "5 % is under the hysteresis"
+    );
+    assert_eq!(estimate(&mut e, 12, 100), [300], "held at the minimum");
+    assert_eq!(
+        estimate(&mut e, 3, 9000),
+        Vec::<u32>::new(),
+        "12 still holds it down"
+    );
+    assert_eq!(estimate(&mut e, 12, 4000), [2500], "held at the maximum");
+    assert!(
+        estimate(&mut e, 12, 2400).is_empty(),
+        "4 % is under the hysteresis"
+    );
+    assert_eq!(estimate(&mut e, 12, 1500), [1500]);
+    // The peer holding the rate down leaves: the rate follows the others at once.
+    e.handle(
+        t0,
+        Input::Server(ServerMessage::PeerLeft {
+            peer_id: PeerId(12),
+        }),
+    );
+    let outs = drain(&mut e);
+    assert!(
+        outs.contains(&Output::VideoBitrate { kbps: 2500 }),
+        "{outs:?}"
+    );
 }
 
 #[test]
