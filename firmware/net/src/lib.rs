@@ -24,14 +24,16 @@
 
 pub mod clock;
 pub mod codec;
+pub mod congestion;
 pub mod media;
 pub mod peer;
 pub mod rtcp;
 pub mod signaling;
 
+pub use congestion::{BitrateBounds, SendEstimate};
 pub use media::{Codec, KeyframeRequest, MediaSample, RemoteCodec, RemoteRtp, Slot};
 pub use peer::{
-    Channel, ChannelMessage, ConnectionState, Negotiation, Peer, PeerConfig, PeerError, PeerEvent,
-    PeerEvents, PeerStats,
+    Channel, ChannelMessage, ConnectionState, IceTimeouts, Negotiation, Peer, PeerConfig,
+    PeerError, PeerEvent, PeerEvents, PeerStats,
 };
 pub use signaling::{SignalingConfig, SignalingError, SignalingEvent, SignalingHandle};

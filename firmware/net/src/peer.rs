@@ -27,7 +27,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use portal_proto::channel::{CHAT_CHANNEL, FILE_CHANNEL};
@@ -36,8 +36,12 @@ use rtc::data_channel::RTCDataChannelInit;
 use rtc::interceptor::Registry;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
+    configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpTransceiverId;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -57,6 +61,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::codec::{self, choose_send_codec, rtp_sections};
+use crate::congestion::{BitrateBounds, SendEstimate, with_congestion_control};
 use crate::media::{Codec, KeyframeRequest, MediaSample, RemoteCodec, RemoteRtp, Slot};
 use crate::rtcp::{keyframe_request, with_keyframe_forwarder};
 
@@ -90,6 +95,9 @@ pub enum PeerError {
     MessageTooLarge { size: usize },
     #[error("the peer connection is closed")]
     Closed,
+    /// None of the configured media ports could be bound.
+    #[error("no free media port in {first}..={last}")]
+    NoFreePort { first: u16, last: u16 },
 }
 
 /// Which side of the connection sends the offer.
@@ -233,6 +241,24 @@ pub struct PeerConfig {
     pub pli_on_track_start: bool,
     /// Per-channel send buffer: `send_*` waits while this much is unacknowledged.
     pub channel_send_buffer: usize,
+    /// GCC over TWCC within these bounds ([`crate::congestion`]); `None` sends without
+    /// congestion control.
+    pub congestion_control: Option<BitrateBounds>,
+    /// ICE consent timers; `None` keeps webrtc-rs's defaults (5 s to disconnected, 25 s
+    /// more to failed, keepalive every 2 s).
+    pub ice_timeouts: Option<IceTimeouts>,
+    /// Media ports to use, first free one wins (for a firewall that opens only these);
+    /// `None` binds an ephemeral port as `udp_addrs` says.
+    pub udp_ports: Option<(u16, u16)>,
+}
+
+/// When an ICE agent without answers to its consent checks calls the path disconnected,
+/// then failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IceTimeouts {
+    pub disconnected: Duration,
+    pub failed: Duration,
+    pub keepalive: Duration,
 }
 
 impl PeerConfig {
@@ -247,6 +273,9 @@ impl PeerConfig {
             restart_ice_on_failure: true,
             pli_on_track_start: true,
             channel_send_buffer: 1024 * 1024,
+            congestion_control: Some(BitrateBounds::default()),
+            ice_timeouts: None,
+            udp_ports: None,
         }
     }
 }
@@ -298,6 +327,7 @@ struct Counters {
 struct Inner {
     config: PeerConfig,
     pc: Arc<dyn PeerConnection>,
+    estimate: Option<SendEstimate>,
     events: PeerEvents,
     chat: Arc<dyn DataChannel>,
     file: Arc<dyn DataChannel>,
@@ -368,32 +398,35 @@ impl Peer {
     /// transceivers and sends its offer ([`PeerEvent::Signal`]); an answerer waits for
     /// the remote's offer in [`Peer::handle_signal`].
     pub async fn connect(config: PeerConfig, events: PeerEvents) -> Result<Peer, PeerError> {
-        let mut media_engine = MediaEngine::default();
-        codec::register_codecs(&mut media_engine)?;
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
-        let registry = with_keyframe_forwarder(registry);
-        let rtc_config = RTCConfigurationBuilder::new()
-            .with_ice_servers(config.ice_servers.iter().map(to_rtc_ice_server).collect())
-            .build();
         let (driver_tx, driver_rx) = mpsc::unbounded_channel();
-        // The builder's future is large (about 20 KiB); keep it off our own stack frame.
-        let pc = Box::pin(
-            PeerConnectionBuilder::new()
-                .with_configuration(rtc_config)
-                .with_media_engine(media_engine)
-                .with_interceptor_registry(registry)
-                .with_handler(Arc::new(Handler { tx: driver_tx }))
-                .with_udp_addrs(config.udp_addrs.clone())
-                .with_data_channel_send_buffer_limit(config.channel_send_buffer)
-                .build(),
-        )
-        .await?;
+        let (pc, estimate) = match config.udp_ports {
+            None => Self::build(&config, config.udp_addrs.clone(), &driver_tx).await?,
+            Some((first, last)) => {
+                let mut built = None;
+                let mut last_error = PeerError::NoFreePort { first, last };
+                for port in first..=last.max(first) {
+                    let addrs = vec![SocketAddr::from(([0, 0, 0, 0], port))];
+                    match Self::build(&config, addrs, &driver_tx).await {
+                        Ok(pc) => {
+                            built = Some(pc);
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::debug!(port, error = %e, "media port not usable");
+                            last_error = e;
+                        }
+                    }
+                }
+                built.ok_or(last_error)?
+            }
+        };
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         let chat = Self::negotiated_channel(&pc, Channel::Chat).await?;
         let file = Self::negotiated_channel(&pc, Channel::File).await?;
         let inner = Arc::new(Inner {
             config,
             pc,
+            estimate,
             events,
             chat,
             file,
@@ -437,6 +470,66 @@ impl Peer {
         drop(local);
         self.inner.negotiation.lock().await.tracks_added = true;
         self.send_offer(false).await
+    }
+
+    /// One webrtc-rs peer connection bound to `udp_addrs`, with Portal's codecs and
+    /// interceptor chain.
+    async fn build(
+        config: &PeerConfig,
+        udp_addrs: Vec<SocketAddr>,
+        driver_tx: &mpsc::UnboundedSender<DriverEvent>,
+    ) -> Result<(impl PeerConnection + use<>, Option<SendEstimate>), PeerError> {
+        let mut media_engine = MediaEngine::default();
+        codec::register_codecs(&mut media_engine)?;
+        let (registry, estimate) = match config.congestion_control {
+            Some(bounds) => {
+                let (registry, estimate) =
+                    with_congestion_control(Registry::new(), &mut media_engine, bounds)?;
+                (registry, Some(estimate))
+            }
+            None => (Registry::new(), None),
+        };
+        let registry = configure_nack(registry, &mut media_engine);
+        configure_simulcast_extension_headers(&mut media_engine)?;
+        let registry = if estimate.is_some() {
+            registry
+        } else {
+            configure_twcc_receiver_only(registry, &mut media_engine)?
+        };
+        let registry = with_keyframe_forwarder(configure_rtcp_reports(registry));
+        let rtc_config = RTCConfigurationBuilder::new()
+            .with_ice_servers(config.ice_servers.iter().map(to_rtc_ice_server).collect())
+            .build();
+        let mut settings = SettingEngineBuilder::new();
+        if let Some(t) = config.ice_timeouts {
+            settings =
+                settings.with_ice_timeouts(Some(t.disconnected), Some(t.failed), Some(t.keepalive));
+        }
+        // The builder's future is large (about 20 KiB); keep it off our own stack frame.
+        let pc = Box::pin(
+            PeerConnectionBuilder::new()
+                .with_configuration(rtc_config)
+                .with_media_engine(media_engine)
+                .with_setting_engine(settings.build())
+                .with_interceptor_registry(registry)
+                .with_handler(Arc::new(Handler {
+                    tx: driver_tx.clone(),
+                }))
+                .with_udp_addrs(udp_addrs)
+                .with_data_channel_send_buffer_limit(config.channel_send_buffer)
+                .build(),
+        )
+        .await?;
+        Ok((pc, estimate))
+    }
+
+    /// The congestion controller's send estimate towards this peer, bit/s (`None`
+    /// without congestion control).
+    pub fn send_estimate(&self) -> Option<u64> {
+        self.inner
+            .estimate
+            .as_ref()
+            .map(SendEstimate::bits_per_second)
     }
 
     async fn negotiated_channel(
