@@ -9,8 +9,9 @@
 //!
 //! Two backends, picked at run time with [`open`] (each is also a cargo feature):
 //! - [`sim`] (default): test sources that need no hardware — `videotestsrc is-live=true`,
-//!   `audiotestsrc is-live=true`, and ALSA's `null` device (with `fakesink sync=true` as
-//!   the fallback where ALSA is not installed). Used by tests, CI and laptops.
+//!   `audiotestsrc is-live=true`, and a speaker that takes audio in real time
+//!   (`fakesink sync=true`; `sim:alsa-null` uses ALSA's `null` device). Used by tests,
+//!   CI and laptops.
 //! - [`linux`] (feature `linux`): V4L2 and libcamera cameras and ALSA devices found in
 //!   sysfs and procfs; no ioctl, so no device library and no libclang.
 //!

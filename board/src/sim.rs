@@ -2,9 +2,11 @@
 //! nowhere in real time. Tests, CI and laptops run the kiosk on it.
 //!
 //! Cameras are `videotestsrc` patterns (`sim:ball` moves, so a decoder has changing frames
-//! to show), the microphone is a quiet sine tone, and the speaker is ALSA's `null` device
-//! with `provide-clock=false` (it does not run in real time and must not drive the clock),
-//! falling back to `fakesink sync=true` where the ALSA plugin is not installed.
+//! to show), the microphone is a quiet sine tone, and the default speaker (`sim:null`) is a
+//! `fakesink sync=true`, which takes the decoded audio at the pace of the clock, as a sound
+//! card would. `sim:alsa-null` goes through ALSA's `null` device instead (with
+//! `provide-clock=false`), for checking the ALSA path; that device does not run in real
+//! time, so GStreamer's ring buffer spins a core writing to it, and it is not the default.
 
 use crate::{
     Backend, Board, BoardFacts, DeviceInfo, DeviceKind, ElementDescription, Error, Sink, Source,
@@ -41,6 +43,11 @@ impl SimBoard {
         devices.push(DeviceInfo {
             id: "sim:null".into(),
             label: "Silent speaker".into(),
+            kind: DeviceKind::Speaker,
+        });
+        devices.push(DeviceInfo {
+            id: "sim:alsa-null".into(),
+            label: "ALSA null device".into(),
             kind: DeviceKind::Speaker,
         });
         devices
@@ -91,11 +98,13 @@ impl Board for SimBoard {
     fn speaker(&self, id: Option<&str>) -> Result<Sink, Error> {
         let devices = Self::all_devices();
         let device = pick(&devices, DeviceKind::Speaker, id)?.clone();
-        Ok(Sink {
-            device,
-            launch: ElementDescription::new("alsasink device=null provide-clock=false")
-                .or("fakesink sync=true"),
-        })
+        let launch = if device.id == "sim:alsa-null" {
+            ElementDescription::new("alsasink device=null provide-clock=false")
+                .or("fakesink sync=true")
+        } else {
+            ElementDescription::new("fakesink sync=true")
+        };
+        Ok(Sink { device, launch })
     }
 }
 
@@ -123,6 +132,11 @@ mod tests {
         let spk = board.speaker(None).unwrap();
         assert_eq!(
             spk.launch.candidates().collect::<Vec<_>>(),
+            ["fakesink sync=true"]
+        );
+        let alsa = board.speaker(Some("sim:alsa-null")).unwrap();
+        assert_eq!(
+            alsa.launch.candidates().collect::<Vec<_>>(),
             [
                 "alsasink device=null provide-clock=false",
                 "fakesink sync=true"

@@ -105,6 +105,9 @@ pub struct ReceiverStats {
     pub packets_lost: u64,
     /// Last audio level, 0.0 .. 1.0 (RMS of the loudest channel).
     pub audio_level: f32,
+    /// When the first video frame came out of the decoder, ms since the Unix epoch (0:
+    /// none yet); for join-to-first-frame figures.
+    pub first_frame_unix_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +120,7 @@ struct Counters {
     keyframe_requests: AtomicU64,
     decode_errors: AtomicU64,
     audio_level_bits: AtomicU64,
+    first_frame_unix_ms: AtomicU64,
 }
 
 /// The newest frame, waiting for the delivery thread.
@@ -275,7 +279,11 @@ impl Receiver {
                     let Some(frame) = to_frame(&sample) else {
                         return Ok(gst::FlowSuccess::Ok);
                     };
-                    counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                    if counters.frames_decoded.fetch_add(1, Ordering::Relaxed) == 0 {
+                        counters
+                            .first_frame_unix_ms
+                            .store(unix_ms(), Ordering::Relaxed);
+                    }
                     counters.size.store(
                         u64::from(frame.width) << 32 | u64::from(frame.height),
                         Ordering::Relaxed,
@@ -366,6 +374,7 @@ impl Receiver {
             decode_errors: c.decode_errors.load(Ordering::Relaxed),
             packets_lost: lost,
             audio_level: f32::from_bits(c.audio_level_bits.load(Ordering::Relaxed) as u32),
+            first_frame_unix_ms: c.first_frame_unix_ms.load(Ordering::Relaxed),
         }
     }
 
@@ -460,4 +469,11 @@ fn to_frame(sample: &gst::Sample) -> Option<VideoFrame> {
         data: Bytes::from_owner(mapped),
         pts,
     })
+}
+
+/// Wall-clock ms since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -141,12 +141,21 @@ fn vp8_loopback_decodes_frames_of_the_right_size() {
 
 #[test]
 fn opus_loopback_plays_on_the_sim_speaker() {
+    opus_loopback(None);
+}
+
+#[test]
+fn opus_loopback_plays_through_alsa() {
+    opus_loopback(Some("sim:alsa-null"));
+}
+
+fn opus_loopback(speaker: Option<&str>) {
     let sender = Sender::new(sim_sender(160, 120)).unwrap();
     let board = SimBoard::default();
     let receiver = Arc::new(
         Receiver::audio(
             &ReceiverConfig::new(Codec::Opus, 111, board.facts()),
-            &board.speaker(None).unwrap(),
+            &board.speaker(speaker).unwrap(),
             None,
         )
         .unwrap(),
