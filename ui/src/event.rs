@@ -1,0 +1,43 @@
+//! What the views ask Rust to do.
+
+/// A request from the person at the screen. Device toggles are requests: the UI shows the
+/// new state only once Rust reports it with the matching [`Update`](crate::Update).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum UiEvent {
+    /// Join a configured room, by its [`RoomView::id`](crate::RoomView::id).
+    JoinRoom(String),
+    /// Join the room with this code, typed on the keypad.
+    JoinByCode(String),
+    /// Leave the call.
+    Leave,
+    /// Pin this peer to the stage; `None` unpins.
+    Pin(Option<u64>),
+    /// Send a chat message (a quick reply or typed text), already trimmed and not empty.
+    SendChat(String),
+    /// Accept the incoming file with this id.
+    AcceptFile(String),
+    /// Decline the incoming file with this id.
+    DeclineFile(String),
+    /// Show the received file with this id (an image) full screen.
+    OpenFile(String),
+    /// Close the full-screen image.
+    CloseImage,
+    /// Mute (`true`) or unmute the microphone.
+    SetMicMuted(bool),
+    /// Turn the camera off (`true`) or on.
+    SetCameraOff(bool),
+    /// Set the call volume, 0 to 1.
+    SetVolume(f32),
+    /// Use this camera (one of [`Devices::cameras`](crate::Devices::cameras)).
+    ChooseCamera(String),
+    /// Use this microphone.
+    ChooseMicrophone(String),
+    /// Use this speaker.
+    ChooseSpeaker(String),
+    /// Rename this kiosk, already trimmed and not empty.
+    SetDeviceName(String),
+    /// The shared screen went full screen (`true`) or back. This one is view state: the
+    /// UI has already switched, Rust may use it (e.g. to ask for a sharper stream).
+    ScreenFullScreen(bool),
+}
