@@ -4,7 +4,8 @@
 //!
 //! ```toml
 //! server = "ws://127.0.0.1:8080/ws"
-//! room = "4-01"
+//! room = "4-01"              # joined at start (headless: the one room)
+//! rooms = ["4-01", "lobby"]  # the touch screen's home lists these
 //! name = "Room 4.01"
 //! password = "..."           # optional
 //! status_addr = "127.0.0.1:8090"
@@ -17,7 +18,13 @@
 //! width = 640
 //! height = 480
 //! fps = 30
-//! kbps = 1000
+//! kbps = 1000               # at start; congestion control moves it within min..max
+//! min_kbps = 300
+//! max_kbps = 2500
+//! [net]
+//! udp_ports = [50000, 50031] # media ports (first free one per peer); default: ephemeral
+//! ice_disconnected_secs = 5  # no answer to consent checks for this long: disconnected
+//! ice_failed_secs = 25       # ... and then this much longer: failed (ICE restarts)
 //! ```
 
 use std::net::SocketAddr;
@@ -35,7 +42,7 @@ pub(crate) const DEFAULT_CONFIG: &str = "/etc/portal/kiosk.toml";
 #[derive(Debug, Parser)]
 #[command(name = "portal-kiosk", version, about = "Portal meeting-room kiosk")]
 pub(crate) struct Cli {
-    /// Run without a display (the only mode so far; state on the status endpoint).
+    /// Run without a display: join `--room` and stay (state on the status endpoint).
     #[arg(long)]
     pub headless: bool,
     /// Rooms server, `ws://HOST:PORT` or `wss://HOST:PORT` (`/ws` is added when missing).
@@ -98,6 +105,17 @@ pub(crate) struct VideoFile {
     pub height: Option<u32>,
     pub fps: Option<u32>,
     pub kbps: Option<u32>,
+    pub min_kbps: Option<u32>,
+    pub max_kbps: Option<u32>,
+}
+
+/// Network settings.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NetFile {
+    pub udp_ports: Option<(u16, u16)>,
+    pub ice_disconnected_secs: Option<f64>,
+    pub ice_failed_secs: Option<f64>,
 }
 
 /// The TOML file, every key optional.
@@ -106,6 +124,8 @@ pub(crate) struct VideoFile {
 pub(crate) struct ConfigFile {
     pub server: Option<String>,
     pub room: Option<String>,
+    #[serde(default)]
+    pub rooms: Vec<String>,
     pub name: Option<String>,
     pub password: Option<String>,
     pub status_addr: Option<SocketAddr>,
@@ -116,14 +136,20 @@ pub(crate) struct ConfigFile {
     pub snapshot_dir: Option<PathBuf>,
     #[serde(default)]
     pub video: VideoFile,
+    #[serde(default)]
+    pub net: NetFile,
 }
 
 /// The settings in force.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
+    pub headless: bool,
     /// Full WebSocket URL, ending in `/ws`.
     pub server: String,
-    pub room: String,
+    /// Joined at start.
+    pub room: Option<String>,
+    /// The rooms the touch screen offers.
+    pub rooms: Vec<String>,
     pub name: String,
     pub password: Option<String>,
     pub status_addr: SocketAddr,
@@ -135,7 +161,9 @@ pub(crate) struct Config {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
-    pub video_kbps: u32,
+    pub bitrate: portal_engine::BitrateConfig,
+    pub udp_ports: Option<(u16, u16)>,
+    pub ice_timeouts: Option<portal_net::IceTimeouts>,
 }
 
 impl Config {
@@ -151,9 +179,13 @@ impl Config {
     }
 
     pub(crate) fn merge(cli: Cli, file: ConfigFile) -> anyhow::Result<Config> {
-        let Some(room) = cli.room.or(file.room) else {
+        let room = cli.room.or(file.room);
+        if cli.headless && room.is_none() {
             bail!("no room given: pass --room or set `room` in the config file");
-        };
+        }
+        if !cli.headless && room.is_none() && file.rooms.is_empty() {
+            bail!("no room to offer: pass --room or set `rooms` in the config file");
+        }
         let server = ws_url(
             &cli.server
                 .or(file.server)
@@ -165,10 +197,19 @@ impl Config {
             .unwrap_or_else(|| "sim".to_owned())
             .parse::<portal_board::Backend>()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let bitrate = bitrate(&file.video)?;
+        let ice_timeouts = ice_timeouts(&file.net)?;
+        if let Some((first, last)) = file.net.udp_ports
+            && (first == 0 || last < first)
+        {
+            bail!("net.udp_ports [{first}, {last}] is not a range of ports");
+        }
         let data_home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
         Ok(Config {
+            headless: cli.headless,
             server,
             room,
+            rooms: file.rooms,
             name: cli
                 .name
                 .or(file.name)
@@ -200,9 +241,48 @@ impl Config {
             width: file.video.width.unwrap_or(640),
             height: file.video.height.unwrap_or(480),
             fps: file.video.fps.unwrap_or(30),
-            video_kbps: file.video.kbps.unwrap_or(1000),
+            bitrate,
+            udp_ports: file.net.udp_ports,
+            ice_timeouts,
         })
     }
+}
+
+fn bitrate(video: &VideoFile) -> anyhow::Result<portal_engine::BitrateConfig> {
+    let defaults = portal_engine::BitrateConfig::default();
+    let config = portal_engine::BitrateConfig {
+        min_kbps: video.min_kbps.unwrap_or(defaults.min_kbps),
+        start_kbps: video.kbps.unwrap_or(defaults.start_kbps),
+        max_kbps: video.max_kbps.unwrap_or(defaults.max_kbps),
+        ..defaults
+    };
+    if config.min_kbps == 0 || config.max_kbps < config.min_kbps {
+        bail!(
+            "video bitrate bounds {}..{} kbit/s are not a range",
+            config.min_kbps,
+            config.max_kbps
+        );
+    }
+    Ok(config)
+}
+
+fn ice_timeouts(net: &NetFile) -> anyhow::Result<Option<portal_net::IceTimeouts>> {
+    if net.ice_disconnected_secs.is_none() && net.ice_failed_secs.is_none() {
+        return Ok(None);
+    }
+    let secs = |v: Option<f64>, default: f64, key: &str| -> anyhow::Result<std::time::Duration> {
+        let v = v.unwrap_or(default);
+        if !(0.2..=600.0).contains(&v) {
+            bail!("net.{key} = {v} is outside 0.2..600 seconds");
+        }
+        Ok(std::time::Duration::from_secs_f64(v))
+    };
+    let disconnected = secs(net.ice_disconnected_secs, 5.0, "ice_disconnected_secs")?;
+    Ok(Some(portal_net::IceTimeouts {
+        disconnected,
+        failed: secs(net.ice_failed_secs, 25.0, "ice_failed_secs")?,
+        keepalive: (disconnected / 3).max(std::time::Duration::from_millis(100)),
+    }))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -241,16 +321,47 @@ mod tests {
         )
         .expect("valid toml");
         let config = Config::merge(cli(&["--room", "cli-room"]), file).expect("config");
-        assert_eq!(config.room, "cli-room");
+        assert_eq!(config.room.as_deref(), Some("cli-room"));
         assert_eq!(config.name, "File name");
         assert_eq!(config.file_policy, ReceivePolicy::Deny);
         assert_eq!(config.width, 320);
         assert_eq!(config.server, "ws://127.0.0.1:8080/ws");
+        assert_eq!(config.bitrate, portal_engine::BitrateConfig::default());
+        assert_eq!(config.udp_ports, None);
+        assert_eq!(config.ice_timeouts, None);
+    }
+
+    #[test]
+    fn network_and_bitrate_settings_are_checked() {
+        let file: ConfigFile = toml::from_str(
+            "[video]\nkbps = 800\nmin_kbps = 200\nmax_kbps = 1200\n[net]\nudp_ports = [50000, 50003]\nice_disconnected_secs = 1.5\nice_failed_secs = 3\n",
+        )
+        .expect("valid toml");
+        let config = Config::merge(cli(&["--room", "r"]), file).expect("config");
+        assert_eq!(config.bitrate.start_kbps, 800);
+        assert_eq!(config.bitrate.max_kbps, 1200);
+        assert_eq!(config.udp_ports, Some((50000, 50003)));
+        let t = config.ice_timeouts.expect("timeouts");
+        assert_eq!(t.disconnected, std::time::Duration::from_millis(1500));
+        assert_eq!(t.failed, std::time::Duration::from_secs(3));
+        for bad in [
+            "[net]\nudp_ports = [50003, 50000]\n",
+            "[net]\nice_failed_secs = 0\n",
+            "[video]\nmin_kbps = 900\nmax_kbps = 100\n",
+        ] {
+            let file: ConfigFile = toml::from_str(bad).expect("valid toml");
+            assert!(Config::merge(cli(&["--room", "r"]), file).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn a_room_is_required_and_unknown_keys_are_refused() {
         assert!(Config::merge(cli(&[]), ConfigFile::default()).is_err());
+        assert!(Config::merge(cli(&["--headless"]), ConfigFile::default()).is_err());
+        let rooms: ConfigFile = toml::from_str("rooms = [\"a\", \"b\"]").expect("valid toml");
+        let config = Config::merge(cli(&[]), rooms).expect("the touch screen offers rooms");
+        assert_eq!(config.rooms, ["a", "b"]);
+        assert_eq!(config.room, None);
         assert!(toml::from_str::<ConfigFile>("rooom = \"x\"").is_err());
         assert!(
             Config::merge(

@@ -14,7 +14,7 @@
 //! - file frames are sent in order; after each the buffered amount (what the data channel
 //!   holds plus what is still queued here) goes back to the engine for back-pressure.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ pub(crate) enum LinkEvent {
     FileBinary(Vec<u8>),
     FileBuffered(usize),
     AudioLevel(f32),
+    /// The congestion controller's send estimate, bit/s.
+    SendEstimate(u64),
     /// The link has ended (connection closed or failed to build).
     Ended,
 }
@@ -77,6 +79,9 @@ pub(crate) struct LinkShared {
     pub send_video: Mutex<Option<Codec>>,
     /// File frames queued for the channel and not yet handed to it.
     pub queued_file_bytes: AtomicUsize,
+    pub ice_restarts: AtomicU64,
+    /// The send estimate last reported, bit/s.
+    pub send_estimate: AtomicU64,
 }
 
 impl LinkShared {
@@ -111,7 +116,15 @@ pub(crate) struct LinkSetup {
     /// Tagged with the link's serial, so the session can ignore a stopped link's last words.
     pub events: mpsc::Sender<(PeerId, u64, LinkEvent)>,
     pub serial: u64,
+    pub net: crate::session::NetSettings,
+    /// Mute and camera off.
+    pub gates: crate::session::Gates,
+    /// Where decoded video goes besides the status endpoint (the touch screen).
+    pub frames: Option<FrameRoute>,
 }
+
+/// Takes each decoded video frame of one peer, with the slot it came in on.
+pub(crate) type FrameRoute = Arc<dyn Fn(Slot, &portal_media::VideoFrame) + Send + Sync>;
 
 /// The handle the session keeps.
 #[derive(Debug)]
@@ -193,6 +206,16 @@ async fn run(
     let (peer_tx, mut peer_rx) = mpsc::channel(1024);
     let mut config = PeerConfig::new(setup.remote, setup.negotiation);
     config.ice_servers.clone_from(&setup.ice_servers);
+    // ICE restarts are the engine's decision (it backs off); the link only carries them out.
+    config.restart_ice_on_failure = false;
+    config.udp_ports = setup.net.udp_ports;
+    config.ice_timeouts = setup.net.ice_timeouts;
+    let bitrate = setup.net.bitrate;
+    config.congestion_control = Some(portal_net::BitrateBounds {
+        min: f64::from(bitrate.min_kbps) * 1000.0,
+        start: f64::from(bitrate.start_kbps) * 1000.0,
+        max: f64::from(bitrate.max_kbps) * 1000.0,
+    });
     let remote = setup.remote;
     let peer = match Peer::connect(config, peer_tx).await {
         Ok(peer) => peer,
@@ -239,6 +262,7 @@ async fn run(
                 if let Some((_, stats)) = link.shared.receiver_stats(Slot::Audio) {
                     link.report(LinkEvent::AudioLevel(stats.audio_level)).await;
                 }
+                link.report_estimate().await;
             }
         }
     }
@@ -301,6 +325,17 @@ impl Running {
         }
     }
 
+    /// Tells the engine about a new send estimate (once connected, when it has moved).
+    async fn report_estimate(&self) {
+        let Some(bps) = self.peer.send_estimate() else {
+            return;
+        };
+        if !self.connected || self.shared.send_estimate.swap(bps, Ordering::Relaxed) == bps {
+            return;
+        }
+        self.report(LinkEvent::SendEstimate(bps)).await;
+    }
+
     async fn report_buffered(&self) {
         let queued = self.shared.queued_file_bytes.load(Ordering::Relaxed);
         let channel = self.peer.buffered_amount(Channel::File).await.unwrap_or(0);
@@ -352,6 +387,11 @@ impl Running {
                 }
             },
             PeerEvent::Rtp(rtp) => self.rtp(rtp),
+            PeerEvent::IceRestart { attempt } => {
+                self.shared
+                    .ice_restarts
+                    .store(u64::from(attempt), Ordering::Relaxed);
+            }
             PeerEvent::TrackEnded { slot } => {
                 self.shared
                     .tracks
@@ -383,12 +423,23 @@ impl Running {
                 continue;
             };
             let (tx, mut rx) = mpsc::channel::<portal_media::EncodedSample>(16);
+            let gate = if slot == Slot::Audio {
+                Arc::clone(&self.setup.gates.audio)
+            } else {
+                Arc::clone(&self.setup.gates.video)
+            };
             let guard = self.setup.sender.subscribe_with(
                 media_codec(codec),
-                Box::new(move |sample| match tx.try_send(sample.clone()) {
-                    Ok(()) => Delivery::Accepted,
-                    Err(mpsc::error::TrySendError::Full(_)) => Delivery::Dropped,
-                    Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+                Box::new(move |sample| {
+                    if !gate.load(Ordering::Relaxed) {
+                        // Muted or camera off: nothing goes out.
+                        return Delivery::Accepted;
+                    }
+                    match tx.try_send(sample.clone()) {
+                        Ok(()) => Delivery::Accepted,
+                        Err(mpsc::error::TrySendError::Full(_)) => Delivery::Dropped,
+                        Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+                    }
                 }),
             );
             let guard = match guard {
@@ -436,7 +487,12 @@ impl Running {
             let receiver = if codec == MediaCodec::Opus {
                 Receiver::audio(&config, &self.setup.speaker, None)
             } else {
-                Receiver::video(&config, None, Some(self.keyframe_hook(rtp.slot)))
+                let sink = self.setup.frames.clone().map(|route| {
+                    let slot = rtp.slot;
+                    Box::new(move |frame: &portal_media::VideoFrame| route(slot, frame))
+                        as portal_media::FrameSink
+                });
+                Receiver::video(&config, sink, Some(self.keyframe_hook(rtp.slot)))
             };
             match receiver {
                 Ok(receiver) => {

@@ -3,7 +3,7 @@
 //! HTTP status endpoint.
 //!
 //! ```text
-//! portal-kiosk --headless --server ws://HOST:PORT --room R --name "Room 4.01"
+//! portal-kiosk [--headless] --server ws://HOST:PORT [--room R] --name "Room 4.01"
 //!              [--password P] [--config /etc/portal/kiosk.toml] [--status-addr 127.0.0.1:8090]
 //!              [--files-dir DIR] [--file-policy ask|accept|deny] [--max-file-mib N]
 //!              [--board sim|linux] [--snapshot-dir DIR]
@@ -18,19 +18,27 @@
 //!   the kiosk's single `portal-media` sender (encode once, every peer gets the same
 //!   samples) and a receiver per remote track;
 //! - [`files`]: the download directory (temp files, no-replace rename);
-//! - [`status`]: `GET /status`, `POST /chat`, `POST /snapshot`, `POST /files/...`.
+//! - [`status`]: `GET /status`, `POST /chat`, `POST /snapshot`, `POST /files/...`;
+//! - [`display`]: the touch screen (`portal-ui`): home, joining and leaving, the call's
+//!   views and its video.
+//!
+//! Without `--headless` the Slint window owns the main thread and tokio runs beside it;
+//! the home screen lists the configured rooms (`rooms` in the file, and `--room`, which
+//! is also joined at once). With `--headless` the kiosk joins `--room` and stays.
 //!
 //! On start it prints `status on http://ADDR` on stdout (useful with `--status-addr
 //! 127.0.0.1:0`). Logs go to stderr, filtered by `PORTAL_LOG` (default `info`). SIGTERM
 //! or SIGINT leaves the room and closes every peer connection before exiting.
 
 mod config;
+mod display;
 mod files;
 mod link;
 mod session;
 mod status;
 
 use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 use clap::Parser;
@@ -41,21 +49,22 @@ use tokio::sync::mpsc;
 
 use crate::config::{Cli, Config};
 use crate::files::FileStore;
-use crate::session::{Media, SessionSetup};
+use crate::session::{Gates, Media, NetSettings, Request, SessionSetup};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
-    if !cli.headless {
-        tracing::info!("no display UI in this build; running headless");
-    }
     let config = Config::load(cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("portal-kiosk")
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(run(config))
+    if config.headless {
+        runtime.block_on(run_headless(config))
+    } else {
+        run_windowed(config, &runtime)
+    }
 }
 
 /// Our crates at `info`; webrtc-rs's own chatter only when something is wrong.
@@ -70,80 +79,296 @@ fn init_tracing() {
         .init();
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
-    let board = portal_board::open(config.board).context("opening the board")?;
+/// The board's devices chosen now (the config's, or the defaults), shared by every call.
+#[derive(Clone, Debug, Default)]
+struct Chosen {
+    camera: Option<String>,
+    microphone: Option<String>,
+    speaker: Option<String>,
+}
+
+/// Opens the chosen devices and starts the one sender every peer shares.
+fn open_media(
+    config: &Config,
+    board: &dyn portal_board::Board,
+    chosen: &Chosen,
+) -> anyhow::Result<Media> {
     let facts = board.facts();
-    let camera = board.camera(None).context("no camera")?;
-    let microphone = board.microphone(None).context("no microphone")?;
-    let speaker = board.speaker(None).context("no speaker")?;
+    let camera = board
+        .camera(chosen.camera.as_deref())
+        .context("no camera")?;
+    let microphone = board
+        .microphone(chosen.microphone.as_deref())
+        .context("no microphone")?;
+    let speaker = board
+        .speaker(chosen.speaker.as_deref())
+        .context("no speaker")?;
     tracing::info!(
         board = %config.board,
         camera = %camera.device.id,
         microphone = %microphone.device.id,
         speaker = %speaker.device.id,
-        "board opened"
+        "devices opened"
     );
     let mut sender_config = SenderConfig::new(camera, microphone, facts.clone());
     sender_config.width = config.width;
     sender_config.height = config.height;
     sender_config.fps = config.fps;
-    sender_config.video_kbps = config.video_kbps;
+    sender_config.video_kbps = config.bitrate.start_kbps;
+    sender_config.min_video_kbps = config.bitrate.min_kbps;
+    sender_config.max_video_kbps = config.bitrate.max_kbps;
     let sender = Sender::new(sender_config).context("starting the media sender")?;
-    let files = FileStore::new(config.files_dir.clone())?;
+    Ok(Media {
+        sender,
+        speaker,
+        facts,
+        gates: Gates::default(),
+    })
+}
 
-    let mut engine = EngineConfig::new(config.room.clone(), config.name.clone());
+/// The status endpoint; prints its address on stdout.
+async fn serve_status(config: &Config) -> anyhow::Result<mpsc::Receiver<Request>> {
+    let (request_tx, requests) = mpsc::channel(64);
+    let (status_addr, serve) = status::bind(config.status_addr, request_tx)
+        .await
+        .with_context(|| format!("binding the status endpoint on {}", config.status_addr))?;
+    tokio::spawn(serve);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "status on http://{status_addr}");
+    let _ = out.flush();
+    Ok(requests)
+}
+
+/// Starts a session in `room` that runs until `shutdown` resolves.
+fn start_session(
+    config: &Config,
+    room: &str,
+    media: Media,
+    requests: mpsc::Receiver<Request>,
+    ui: Option<portal_ui::UiHandle>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let files = FileStore::new(config.files_dir.clone())?;
+    let mut engine = EngineConfig::new(room, config.name.clone());
     engine.password.clone_from(&config.password);
     engine.files.policy = config.file_policy;
     engine.files.max_size = config.max_file_bytes;
     engine.seed = u64::from(std::process::id());
-
-    let mut signaling_config = SignalingConfig::new(
-        config.server.clone(),
-        config.name.clone(),
-        config.room.clone(),
-    );
+    engine.bitrate = config.bitrate;
+    let mut signaling_config =
+        SignalingConfig::new(config.server.clone(), config.name.clone(), room);
     signaling_config.password.clone_from(&config.password);
+    let join_started_unix_ms = session::unix_ms();
     let (signaling, signaling_events) =
         signaling::connect(signaling_config).context("signaling settings")?;
-
-    let (request_tx, requests) = mpsc::channel(64);
-    let (status_addr, serve_status) = status::bind(config.status_addr, request_tx)
-        .await
-        .with_context(|| format!("binding the status endpoint on {}", config.status_addr))?;
-    tokio::spawn(serve_status);
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "status on http://{status_addr}");
-        let _ = out.flush();
-    }
     tracing::info!(
         server = config.server,
-        room = config.room,
+        room,
         name = config.name,
-        status = %status_addr,
         files = %config.files_dir.display(),
         policy = ?config.file_policy,
-        "kiosk starting"
+        "joining"
     );
-    session::run(
-        SessionSetup {
-            engine,
-            signaling,
-            signaling_events,
-            requests,
-            media: Media {
-                sender,
-                speaker,
-                facts,
-            },
-            files,
-            snapshot_dir: config.snapshot_dir.clone(),
+    let setup = SessionSetup {
+        engine,
+        signaling,
+        signaling_events,
+        requests,
+        media,
+        files,
+        snapshot_dir: config.snapshot_dir.clone(),
+        join_started_unix_ms,
+        net: NetSettings {
+            udp_ports: config.udp_ports,
+            ice_timeouts: config.ice_timeouts,
+            bitrate: config.bitrate,
         },
+        ui,
+    };
+    Ok(tokio::spawn(session::run(setup, shutdown)))
+}
+
+async fn run_headless(config: Config) -> anyhow::Result<()> {
+    let board = portal_board::open(config.board).context("opening the board")?;
+    let media = open_media(&config, board.as_ref(), &Chosen::default())?;
+    let requests = serve_status(&config).await?;
+    let room = config
+        .room
+        .clone()
+        .context("no room given: pass --room or set `room` in the config file")?;
+    let session = start_session(&config, &room, media, requests, None, shutdown_signal())?;
+    session.await.context("the session task")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The window on the main thread, everything else on `runtime`.
+fn run_windowed(config: Config, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let (event_tx, events) = mpsc::unbounded_channel();
+    let ui = portal_ui::Ui::new(move |event| {
+        let _ = event_tx.send(event);
+    })
+    .context("opening the kiosk window (no display? use --headless)")?;
+    let handle = ui.handle();
+    let controller = runtime.spawn({
+        let handle = handle.clone();
+        async move {
+            let result = windowed(config, handle.clone(), events).await;
+            // Whatever ended the kiosk's side ends the window too.
+            handle.quit();
+            result
+        }
+    });
+    ui.run().context("the kiosk window")?;
+    // The window is closed: its event channel ends, and the controller leaves the call.
+    drop(ui);
+    let result = runtime
+        .block_on(controller)
+        .context("the kiosk's controller")?;
+    tracing::info!("stopped");
+    result
+}
+
+async fn windowed(
+    config: Config,
+    ui: portal_ui::UiHandle,
+    events: mpsc::UnboundedReceiver<portal_ui::UiEvent>,
+) -> anyhow::Result<()> {
+    let board: Arc<dyn portal_board::Board> =
+        Arc::from(portal_board::open(config.board).context("opening the board")?);
+    let requests = serve_status(&config).await?;
+    let devices = board.devices().unwrap_or_default();
+    let chosen = Arc::new(Mutex::new(Chosen::default()));
+    ui.apply(portal_ui::Update::Devices(device_lists(
+        &devices,
+        &Chosen::default(),
+    )));
+    let device = portal_ui::DeviceInfo {
+        name: config.name.clone(),
+        address: local_address(&config.server),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let mut rooms = config.rooms.clone();
+    if let Some(room) = &config.room
+        && !rooms.contains(room)
+    {
+        rooms.insert(0, room.clone());
+    }
+    let start: display::StartCall = {
+        let config = config.clone();
+        let ui = ui.clone();
+        let board = Arc::clone(&board);
+        let chosen = Arc::clone(&chosen);
+        Box::new(move |room, requests, stop| {
+            let picked = chosen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let started = open_media(&config, board.as_ref(), &picked).and_then(|media| {
+                start_session(
+                    &config,
+                    &room,
+                    media,
+                    requests,
+                    Some(ui.clone()),
+                    async move {
+                        let _ = stop.await;
+                    },
+                )
+            });
+            match started {
+                Ok(task) => task,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "the call could not start");
+                    ui.apply(portal_ui::Update::Status(portal_ui::CallStatus::Offline));
+                    tokio::spawn(async {})
+                }
+            }
+        })
+    };
+    let display = display::Display {
+        ui: ui.clone(),
+        events,
+        requests,
+        rooms,
+        join: config.room.clone(),
+    };
+    let on_device = {
+        let ui = ui.clone();
+        move |event: &portal_ui::UiEvent| {
+            let mut c = chosen.lock().unwrap_or_else(PoisonError::into_inner);
+            match event {
+                portal_ui::UiEvent::ChooseCamera(id) => c.camera = Some(id.clone()),
+                portal_ui::UiEvent::ChooseMicrophone(id) => c.microphone = Some(id.clone()),
+                portal_ui::UiEvent::ChooseSpeaker(id) => c.speaker = Some(id.clone()),
+                _ => return false,
+            }
+            // Devices open when a call starts; a choice made now applies from the next one.
+            ui.apply(portal_ui::Update::Devices(device_lists(&devices, &c)));
+            true
+        }
+    };
+    display::run(
+        display,
+        start,
+        device,
+        Box::new(on_device),
         shutdown_signal(),
     )
     .await;
-    tracing::info!("stopped");
     Ok(())
+}
+
+/// The board's devices as the settings page lists them (ids; the default first).
+fn device_lists(devices: &[portal_board::DeviceInfo], chosen: &Chosen) -> portal_ui::Devices {
+    use portal_board::DeviceKind;
+    let ids = |kind: DeviceKind| -> Vec<String> {
+        devices
+            .iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| d.id.clone())
+            .collect()
+    };
+    let (cameras, microphones, speakers) = (
+        ids(DeviceKind::Camera),
+        ids(DeviceKind::Microphone),
+        ids(DeviceKind::Speaker),
+    );
+    let pick = |chosen: &Option<String>, list: &[String]| {
+        chosen
+            .clone()
+            .or_else(|| list.first().cloned())
+            .unwrap_or_default()
+    };
+    portal_ui::Devices {
+        camera: pick(&chosen.camera, &cameras),
+        microphone: pick(&chosen.microphone, &microphones),
+        speaker: pick(&chosen.speaker, &speakers),
+        cameras,
+        microphones,
+        speakers,
+    }
+}
+
+/// The address this kiosk reaches the rooms server from (no packet is sent).
+fn local_address(server: &str) -> String {
+    let host = server
+        .split_once("://")
+        .map_or(server, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let with_port = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    };
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect(&with_port)?;
+            s.local_addr()
+        })
+        .map_or_else(|_| "unknown".to_owned(), |a| a.ip().to_string())
 }
 
 /// Resolves on SIGTERM or SIGINT.

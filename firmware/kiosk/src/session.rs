@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
@@ -56,6 +58,8 @@ pub(crate) enum Request {
         path: PathBuf,
         reply: oneshot::Sender<Result<u32, String>>,
     },
+    /// A tap on the touch screen that concerns the call.
+    Ui(portal_ui::UiEvent),
 }
 
 /// The media side every link shares.
@@ -64,6 +68,33 @@ pub(crate) struct Media {
     pub sender: Sender,
     pub speaker: Sink,
     pub facts: BoardFacts,
+    /// Whether the microphone and the camera go out (mute and camera off).
+    pub gates: Gates,
+}
+
+/// Mute and camera-off: samples of a closed gate are not handed to any peer.
+#[derive(Clone, Debug)]
+pub(crate) struct Gates {
+    pub audio: Arc<AtomicBool>,
+    pub video: Arc<AtomicBool>,
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        Gates {
+            audio: Arc::new(AtomicBool::new(true)),
+            video: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
+
+/// How links build their peer connections.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NetSettings {
+    pub udp_ports: Option<(u16, u16)>,
+    pub ice_timeouts: Option<portal_net::IceTimeouts>,
+    /// The congestion controller's bounds (the encoder's too).
+    pub bitrate: portal_engine::BitrateConfig,
 }
 
 /// Where the session finds what it needs.
@@ -75,6 +106,11 @@ pub(crate) struct SessionSetup {
     pub media: Media,
     pub files: FileStore,
     pub snapshot_dir: PathBuf,
+    /// When the kiosk started connecting to the room (join-to-first-frame figures).
+    pub join_started_unix_ms: u64,
+    pub net: NetSettings,
+    /// The touch screen, when there is one.
+    pub ui: Option<portal_ui::UiHandle>,
 }
 
 struct Session {
@@ -83,6 +119,9 @@ struct Session {
     media: Media,
     files: FileStore,
     snapshot_dir: PathBuf,
+    join_started_unix_ms: u64,
+    net: NetSettings,
+    ui: Option<crate::display::CallView>,
     links: HashMap<PeerId, Link>,
     link_tx: mpsc::Sender<(PeerId, u64, LinkEvent)>,
     serial: u64,
@@ -90,6 +129,13 @@ struct Session {
     connected: bool,
     /// Where each received file landed, by `(peer, id)`.
     stored: HashMap<(PeerId, u32), PathBuf>,
+}
+
+/// Wall-clock ms since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn wall_ms() -> f64 {
@@ -108,6 +154,9 @@ pub(crate) async fn run(setup: SessionSetup, shutdown: impl Future<Output = ()>)
         media,
         files,
         snapshot_dir,
+        join_started_unix_ms,
+        net,
+        ui,
     } = setup;
     let (link_tx, mut link_rx) = mpsc::channel(1024);
     let mut engine = Engine::new(engine);
@@ -118,6 +167,9 @@ pub(crate) async fn run(setup: SessionSetup, shutdown: impl Future<Output = ()>)
         media,
         files,
         snapshot_dir,
+        join_started_unix_ms,
+        net,
+        ui: ui.map(crate::display::CallView::new),
         links: HashMap::new(),
         link_tx,
         serial: 0,
@@ -127,6 +179,8 @@ pub(crate) async fn run(setup: SessionSetup, shutdown: impl Future<Output = ()>)
     };
     tokio::pin!(shutdown);
     let mut signaling_open = true;
+    let mut ui_tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    ui_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         s.flush();
         let wake = s.engine.poll_timeout();
@@ -150,6 +204,7 @@ pub(crate) async fn run(setup: SessionSetup, shutdown: impl Future<Output = ()>)
             Some((peer, serial, event)) = link_rx.recv() => s.link_event(peer, serial, event),
             Some(request) = requests.recv() => s.request(request),
             () = sleep => s.engine.handle_timeout(Instant::now()),
+            _ = ui_tick.tick(), if s.ui.is_some() => s.show(),
         }
     }
     tracing::info!("leaving the room");
@@ -253,7 +308,7 @@ impl Session {
         let now = Instant::now();
         let input = match event {
             LinkEvent::Signal(data) => {
-                if let Err(e) = self.engine.send_signal(peer, data) {
+                if let Err(e) = self.engine.send_signal(now, peer, data) {
                     tracing::warn!(%peer, error = %e, "signal not relayed");
                 }
                 return;
@@ -266,6 +321,10 @@ impl Session {
             LinkEvent::FileBinary(frame) => Input::FileBinary { peer, frame },
             LinkEvent::FileBuffered(amount) => Input::FileBuffered { peer, amount },
             LinkEvent::AudioLevel(level) => Input::AudioLevel { peer, level },
+            LinkEvent::SendEstimate(bits_per_second) => Input::SendEstimate {
+                peer,
+                bits_per_second,
+            },
             LinkEvent::Ended => {
                 self.links.remove(&peer);
                 Input::Connection {
@@ -294,6 +353,10 @@ impl Session {
                 }
             }
             Output::RestartIce { peer } => self.to_link(peer, Command::RestartIce),
+            Output::VideoBitrate { kbps } => {
+                let applied = self.media.sender.set_bitrate(kbps);
+                tracing::info!(kbps = applied, "video bitrate");
+            }
             Output::Signal { from, data } => self.to_link(from, Command::Signal(data)),
             Output::Chat { peer, text } => self.to_link(peer, Command::Chat(text)),
             Output::File { peer, action } => self.file_action(peer, action),
@@ -345,6 +408,9 @@ impl Session {
             facts: self.media.facts.clone(),
             events: self.link_tx.clone(),
             serial: self.serial,
+            net: self.net,
+            gates: self.media.gates.clone(),
+            frames: self.ui.as_ref().map(|ui| ui.frame_route(peer)),
         });
         self.links.insert(peer, link);
     }
@@ -442,7 +508,90 @@ impl Session {
                 let result = self.send_file(peer, path).map_err(|e| format!("{e:#}"));
                 let _ = reply.send(result);
             }
+            Request::Ui(event) => self.ui_event(event),
         }
+    }
+
+    /// A tap that concerns the call; state the UI mirrors is reported back by `show`.
+    fn ui_event(&mut self, event: portal_ui::UiEvent) {
+        use portal_ui::UiEvent;
+        let result = match event {
+            UiEvent::Pin(peer) => {
+                self.engine.pin(peer.map(PeerId));
+                Ok(())
+            }
+            UiEvent::SendChat(text) => self
+                .engine
+                .send_chat(wall_ms(), &text)
+                .map_err(|e| e.to_string()),
+            UiEvent::AcceptFile(id) => self.decide_listed(&id, true),
+            UiEvent::DeclineFile(id) => self.decide_listed(&id, false),
+            UiEvent::SetMicMuted(muted) => {
+                self.media.gates.audio.store(!muted, Ordering::Relaxed);
+                self.media_state_changed();
+                Ok(())
+            }
+            UiEvent::SetCameraOff(off) => {
+                self.media.gates.video.store(!off, Ordering::Relaxed);
+                if !off {
+                    // The peers' decoders start again from a keyframe.
+                    for codec in [MediaCodec::H264, MediaCodec::Vp8] {
+                        self.media.sender.force_keyframe(codec);
+                    }
+                }
+                self.media_state_changed();
+                Ok(())
+            }
+            UiEvent::OpenFile(id) => {
+                if let Some(ui) = &mut self.ui {
+                    ui.open_file(&id, &self.stored);
+                }
+                Ok(())
+            }
+            other => {
+                tracing::debug!(?other, "not a call event");
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = e, "touch action failed");
+        }
+        self.show();
+    }
+
+    /// Accepts or declines the file listed as `PEER-ID`.
+    fn decide_listed(&mut self, id: &str, accept: bool) -> Result<(), String> {
+        let (peer, n) = crate::status::parse_file_id(id).ok_or_else(|| format!("no file {id}"))?;
+        self.decide(peer, n, accept)
+    }
+
+    fn media_state_changed(&mut self) {
+        let state = portal_engine::MediaState {
+            audio: self.media.gates.audio.load(Ordering::Relaxed),
+            video: self.media.gates.video.load(Ordering::Relaxed),
+            screen: false,
+            recording: false,
+        };
+        self.engine.set_media_state(state);
+    }
+
+    /// Brings the touch screen up to date (only what changed is sent).
+    fn show(&mut self) {
+        let Some(ui) = &mut self.ui else { return };
+        let status = if self.connected && self.engine.is_joined() {
+            portal_ui::CallStatus::Connected
+        } else if self.engine.me().is_some() {
+            portal_ui::CallStatus::Reconnecting
+        } else {
+            portal_ui::CallStatus::Connecting
+        };
+        let links = &self.links;
+        ui.show(
+            &self.engine,
+            status,
+            |peer| links.get(&peer).map(|l| Arc::clone(&l.shared)),
+            &self.media.gates,
+        );
     }
 
     fn decide(&mut self, peer: Option<PeerId>, id: u32, accept: bool) -> Result<(), String> {
@@ -539,12 +688,16 @@ impl Session {
                     "offer": format!("{:?}", p.offer).to_lowercase(),
                     "state": state,
                     "sendingVideo": sending.map(|c| c.to_string()),
+                    "media": self.engine.peer_media(p.id).map(|m| json!({"audio": m.audio, "video": m.video, "screen": m.screen})),
+                    "iceRestarts": link.map_or(0, |l| l.shared.ice_restarts.load(std::sync::atomic::Ordering::Relaxed)),
+                    "sendEstimateKbps": link.map(|l| l.shared.send_estimate.load(std::sync::atomic::Ordering::Relaxed) / 1000),
                     "video": {
                         "codec": video.map(|(c, _)| codec_name(c)),
                         "framesDecoded": video.map_or(0, |(_, s)| s.frames_decoded),
                         "width": video.map_or(0, |(_, s)| s.width),
                         "height": video.map_or(0, |(_, s)| s.height),
                         "packets": video.map_or(0, |(_, s)| s.packets_in),
+                        "firstFrameUnixMs": video.map(|(_, s)| s.first_frame_unix_ms).filter(|t| *t > 0),
                     },
                     "audio": {
                         "codec": audio.map(|(c, _)| codec_name(c)),
@@ -594,6 +747,7 @@ impl Session {
             "name": self.engine.config().name,
             "me": self.engine.me().map(|p| p.0),
             "connected": self.connected && self.engine.is_joined(),
+            "joinStartedUnixMs": self.join_started_unix_ms,
             "stage": self.engine.stage().map(|(p, _)| p.0),
             "peers": peers,
             "sending": {

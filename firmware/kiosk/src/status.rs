@@ -144,7 +144,7 @@ async fn ask<T>(
 }
 
 /// `PEER-ID` or `ID`.
-fn parse_file_id(text: &str) -> Option<(Option<PeerId>, u32)> {
+pub(crate) fn parse_file_id(text: &str) -> Option<(Option<PeerId>, u32)> {
     match text.split_once('-') {
         Some((peer, id)) => Some((Some(PeerId(peer.parse().ok()?)), id.parse().ok()?)),
         None => Some((None, text.parse().ok()?)),

@@ -96,6 +96,17 @@ async fn kiosk_calls_chromium_with_chat_and_files() {
     assert_eq!(status["sending"]["videoCodec"], json!("video/H264"));
     assert_eq!(status["sending"]["encoders"], json!(1));
     assert!(u(&status["sending"]["framesEncoded"]) > 0);
+    // Congestion control: Chromium's transport-wide feedback moves the GCC estimate off
+    // its start, and the encoder follows it within the configured bounds.
+    let moved = kiosk
+        .wait("a send estimate from Chromium's feedback", |s| {
+            peer(s, "Ada")
+                .is_some_and(|p| p["sendEstimateKbps"].as_u64().is_some_and(|k| k != 1000))
+                && u(&s["sending"]["bitrate"]) != 1000
+        })
+        .await;
+    let kbps = u(&moved["sending"]["bitrate"]);
+    assert!((300..=2500).contains(&kbps), "{moved:#}");
     let stats = browser.call(json!({"cmd": "stats"})).await;
     let inbound_audio = stats["rtp"]
         .as_array()
@@ -474,5 +485,140 @@ async fn two_kiosks_call_each_other() {
         let exit = kiosk.stop().await;
         assert!(exit.success(), "clean exit: {exit}");
     }
+    server.stop().await;
+}
+
+/// Kiosk to kiosk, the path fails (the answerer freezes longer than the ICE timers allow):
+/// the offerer's engine restarts ICE, waits for the answer instead of piling up offers,
+/// and the call comes back with media both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kiosks_restart_ice_after_the_path_fails() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let data = TempDir::new("server-ice");
+    let work = TempDir::new("work-ice");
+    let config = work.path().join("kiosk.toml");
+    std::fs::create_dir_all(work.path()).expect("work dir");
+    std::fs::write(
+        &config,
+        "[net]\nice_disconnected_secs = 1\nice_failed_secs = 2\n",
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf-8 path");
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let room = room("ice");
+    let first = Kiosk::start(
+        &server,
+        &room,
+        &work.path().join("a"),
+        &["--config", config],
+    )
+    .await;
+    first
+        .wait("the first kiosk in the room", |s| {
+            s["connected"] == json!(true)
+        })
+        .await;
+    let second = Kiosk::start(
+        &server,
+        &room,
+        &work.path().join("b"),
+        &["--name", "Room 4.02", "--config", config],
+    )
+    .await;
+    let decoding = |other: &'static str, above: u64| {
+        move |s: &Value| {
+            peer(s, other).is_some_and(|p| {
+                p["state"] == json!("connected") && u(&p["video"]["framesDecoded"]) > above
+            })
+        }
+    };
+    first.wait("4.02 decoded", decoding("Room 4.02", 10)).await;
+    second.wait("4.01 decoded", decoding("Room 4.01", 10)).await;
+
+    second.freeze(true);
+    let failed = first
+        .wait(
+            "an ICE restart once the path to the frozen kiosk fails",
+            |s| {
+                peer(s, "Room 4.02")
+                    .is_some_and(|p| p["state"] != json!("connected") && u(&p["iceRestarts"]) >= 1)
+            },
+        )
+        .await;
+    // Several seconds pass with the restart offer unanswered: no pile of offers.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let waiting = first.status().await;
+    let restarts = u(&peer(&waiting, "Room 4.02").expect("peer")["iceRestarts"]);
+    assert_eq!(
+        restarts, 1,
+        "one restart while its answer is outstanding: {failed:#}"
+    );
+    second.freeze(false);
+
+    let before_a = u(&peer(&waiting, "Room 4.02").expect("peer")["video"]["framesDecoded"]);
+    first
+        .wait(
+            "4.01 decodes 4.02 again",
+            decoding("Room 4.02", before_a + 30),
+        )
+        .await;
+    let thawed = second.status().await;
+    let before_b = u(&peer(&thawed, "Room 4.01").expect("peer")["video"]["framesDecoded"]);
+    second
+        .wait(
+            "4.02 decodes 4.01 again",
+            decoding("Room 4.01", before_b + 30),
+        )
+        .await;
+    for kiosk in [first, second] {
+        let exit = kiosk.stop().await;
+        assert!(exit.success(), "clean exit: {exit}");
+    }
+    server.stop().await;
+}
+
+/// The kiosk may only use one media port and it is taken when a browser joins: building
+/// the peer connection fails, the engine builds it again with backoff, replays the
+/// browser's offer to the new connection, and the call connects once the port is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_connection_that_cannot_be_built_is_retried() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let data = TempDir::new("server-port");
+    let work = TempDir::new("work-port");
+    std::fs::create_dir_all(work.path()).expect("work dir");
+    let blocker = std::net::UdpSocket::bind("0.0.0.0:0").expect("a UDP port");
+    let port = blocker.local_addr().expect("addr").port();
+    let config = work.path().join("kiosk.toml");
+    std::fs::write(&config, format!("[net]\nudp_ports = [{port}, {port}]\n")).expect("config");
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let room = room("port");
+    let kiosk = Kiosk::start(
+        &server,
+        &room,
+        &work.path().join("files"),
+        &["--config", config.to_str().expect("utf-8 path")],
+    )
+    .await;
+    kiosk
+        .wait("the kiosk in the room", |s| s["connected"] == json!(true))
+        .await;
+    let mut browser = Browser::start(&server, &room, "");
+    browser.call(json!({"cmd": "open", "name": "Ada"})).await;
+    kiosk
+        .wait("the browser listed", |s| peer(s, "Ada").is_some())
+        .await;
+    // Let at least one build fail on the taken port.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = kiosk.status().await;
+    assert_ne!(
+        peer(&status, "Ada").expect("peer")["state"],
+        json!("connected"),
+        "the port is taken: {status:#}"
+    );
+    drop(blocker);
+    media_flows(&kiosk, &mut browser, 0, "Ada", "video/H264").await;
+    browser.quit().await;
+    let exit = kiosk.stop().await;
+    assert!(exit.success(), "clean exit: {exit}");
     server.stop().await;
 }

@@ -141,19 +141,45 @@ impl Kiosk {
     /// Starts the kiosk in `room` with extra flags (`--file-policy`, `--name`, ...);
     /// its name is "Room 4.01" unless `extra` names it.
     pub async fn start(server: &Server, room: &str, files: &Path, extra: &[&str]) -> Kiosk {
+        Kiosk::spawn(server, room, files, extra, None).await
+    }
+
+    /// Starts the kiosk with its window on X display `display` (it joins `room` at once).
+    pub async fn start_windowed(server: &Server, room: &str, files: &Path, display: &str) -> Kiosk {
+        Kiosk::spawn(server, room, files, &[], Some(display)).await
+    }
+
+    async fn spawn(
+        server: &Server,
+        room: &str,
+        files: &Path,
+        extra: &[&str],
+        display: Option<&str>,
+    ) -> Kiosk {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portal-kiosk"));
         if !extra.contains(&"--name") {
             cmd.args(["--name", "Room 4.01"]);
         }
+        match display {
+            Some(display) => {
+                cmd.env("DISPLAY", display).env_remove("WAYLAND_DISPLAY");
+            }
+            None => {
+                cmd.arg("--headless");
+            }
+        }
         let mut child = cmd
-            .arg("--headless")
             .args(["--server", &server.ws_url(), "--room", room])
             .args(["--status-addr", "127.0.0.1:0"])
             .arg("--files-dir")
             .arg(files)
             .arg("--snapshot-dir")
             .arg(files.with_extension("snapshots"))
-            .args(["--config", "/dev/null"])
+            .args(if extra.contains(&"--config") {
+                &[][..]
+            } else {
+                &["--config", "/dev/null"][..]
+            })
             .args(extra)
             .env("PORTAL_LOG", log_filter())
             .stdout(Stdio::piped())
@@ -220,6 +246,18 @@ impl Kiosk {
     }
 
     /// SIGTERM (the kiosk leaves the room), then waits for the exit.
+    /// Freezes (`true`) or thaws the process, as a hung board or a cut network would.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.id().expect("kiosk running").to_string();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let ok = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill {signal} {pid}");
+    }
+
     pub async fn stop(mut self) -> std::process::ExitStatus {
         terminate(&mut self.child).await;
         self.child.wait().await.expect("kiosk exit status")

@@ -1,0 +1,202 @@
+//! The kiosk's window end to end: the real `portal-kiosk` (not headless) on an Xvfb
+//! display, in a call with the browser client in Chromium. Screenshots of the X screen
+//! (GStreamer's `ximagesrc`) show the browser's video on the stage: before the browser
+//! joins the stage holds no green at all; once it is in the call, the same area is mostly
+//! the green of Chromium's fake camera, and it moves (the fake camera's clock and its
+//! turning wedge).
+//!
+//! Needs `Xvfb` (package xvfb), what the kiosk e2e tests need, and Mesa's software GL
+//! for the window's renderer.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Browser, Kiosk, Server, TempDir, peer, u};
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+const WIDTH: u32 = 1280;
+const HEIGHT: u32 = 720;
+
+/// An X server of our own, on the first free display number from 90.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    async fn start() -> Xvfb {
+        let n = (90..200)
+            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+            .expect("a free X display number");
+        let display = format!(":{n}");
+        let child = Command::new("Xvfb")
+            .arg(&display)
+            .args([
+                "-screen",
+                "0",
+                &format!("{WIDTH}x{HEIGHT}x24"),
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("Xvfb starts (apt-get install xvfb)");
+        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+        for _ in 0..100 {
+            if socket.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(socket.exists(), "Xvfb made no socket for {display}");
+        Xvfb { child, display }
+    }
+}
+
+/// The whole X screen as RGB rows.
+struct Shot {
+    width: usize,
+    rgb: Vec<u8>,
+}
+
+impl Shot {
+    async fn take(display: &str, path: &Path) -> Shot {
+        let status = Command::new("gst-launch-1.0")
+            .args([
+                "-q",
+                "ximagesrc",
+                &format!("display-name={display}"),
+                "use-damage=false",
+                "num-buffers=1",
+            ])
+            .args([
+                "!",
+                "videoconvert",
+                "!",
+                "video/x-raw,format=RGB",
+                "!",
+                "pngenc",
+                "!",
+                "filesink",
+            ])
+            .arg(format!("location={}", path.display()))
+            .status()
+            .await
+            .expect("gst-launch-1.0 runs");
+        assert!(status.success(), "screenshot of {display}");
+        let decoder = png::Decoder::new(std::io::BufReader::new(
+            std::fs::File::open(path).expect("screenshot file"),
+        ));
+        let mut reader = decoder.read_info().expect("a PNG");
+        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buf).expect("a frame");
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        buf.truncate(info.buffer_size());
+        Shot {
+            width: info.width as usize,
+            rgb: buf,
+        }
+    }
+
+    /// Pixels of the stage at 1280x720 (inside its edges, clear of the name and
+    /// quality badges), every 2nd in each direction.
+    fn stage(&self) -> Vec<[u8; 3]> {
+        let (x0, x1, y0, y1) = (190, 1000, 126, 566);
+        let mut out = Vec::new();
+        for y in (y0..y1).step_by(2) {
+            for x in (x0..x1).step_by(2) {
+                let i = (y * self.width + x) * 3;
+                out.push([self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]);
+            }
+        }
+        out
+    }
+}
+
+/// The share of clearly green pixels (Chromium's fake camera draws on green; nothing in
+/// the kiosk's own dark theme is).
+fn green(pixels: &[[u8; 3]]) -> f64 {
+    let n = pixels
+        .iter()
+        .filter(|[r, g, b]| {
+            i32::from(*g) > i32::from(*r) + 60 && i32::from(*g) > i32::from(*b) + 60
+        })
+        .count();
+    n as f64 / pixels.len() as f64
+}
+
+/// The share of pixels that differ by more than a little between two pictures.
+fn changed(a: &[[u8; 3]], b: &[[u8; 3]]) -> f64 {
+    let n = a
+        .iter()
+        .zip(b)
+        .filter(|(p, q)| p.iter().zip(q.iter()).any(|(x, y)| x.abs_diff(*y) > 24))
+        .count();
+    n as f64 / a.len() as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_shows_the_browser_on_stage() {
+    let data = TempDir::new("server-window");
+    let work = TempDir::new("work-window");
+    std::fs::create_dir_all(work.path()).expect("work dir");
+    let x = Xvfb::start().await;
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let room = format!("window-{}", std::process::id());
+    let kiosk = Kiosk::start_windowed(&server, &room, &work.path().join("files"), &x.display).await;
+    kiosk
+        .wait("the windowed kiosk in the room", |s| {
+            s["connected"] == json!(true)
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Kept after the test, for a person to look at.
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kiosk-window");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let empty = Shot::take(&x.display, &shots.join("empty.png")).await;
+    let before = green(&empty.stage());
+    assert!(
+        before < 0.01,
+        "no video on an empty stage: {before:.3} green (see {})",
+        shots.display()
+    );
+
+    let mut browser = Browser::start(&server, &room, "");
+    browser.call(json!({"cmd": "open", "name": "Ada"})).await;
+    browser
+        .call(json!({"cmd": "waitConnected", "tab": 0}))
+        .await;
+    kiosk
+        .wait("the kiosk decoding Ada's camera", |s| {
+            peer(s, "Ada").is_some_and(|p| u(&p["video"]["framesDecoded"]) >= 30)
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let first = Shot::take(&x.display, &shots.join("call-1.png")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second = Shot::take(&x.display, &shots.join("call-2.png")).await;
+    let (a, b) = (first.stage(), second.stage());
+    let video = green(&a);
+    assert!(
+        video > 0.5,
+        "the browser's camera fills the stage: {video:.3} green (see {})",
+        shots.display()
+    );
+    let moved = changed(&a, &b);
+    assert!(
+        moved > 0.001,
+        "the picture on stage moves: {moved:.4} of it changed"
+    );
+
+    browser.quit().await;
+    let exit = kiosk.stop().await;
+    assert!(exit.success(), "clean exit: {exit}");
+    server.stop().await;
+    drop(x.child);
+}
