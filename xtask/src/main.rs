@@ -39,6 +39,8 @@ const APT_PACKAGES: &[&str] = &[
     "gstreamer1.0-alsa",
     "chromium",
     "xvfb",
+    "libgl1-mesa-dri",
+    "libegl1",
     "rauc",
     "dbus",
     "squashfs-tools",
@@ -81,7 +83,7 @@ enum Cmd {
     Gen,
     /// Run benchmarks and print tables.
     Bench {
-        /// Which benchmark: signaling, docs or all.
+        /// Which benchmark: signaling, docs, browser, kiosk, ui or all.
         #[arg(default_value = "all")]
         which: String,
         /// Short phases (a smoke run, not a measurement).
@@ -257,6 +259,11 @@ fn architecture_rules() -> Result<()> {
         (
             "portal-engine",
             &["tokio", "gstreamer", "webrtc", "rtc", "slint"],
+        ),
+        // The UI never talks to media (frames come in as plain RGBA from the kiosk).
+        (
+            "portal-ui",
+            &["portal-media", "gstreamer", "tokio", "webrtc", "rtc"],
         ),
     ];
     for (krate, banned) in forbidden {
@@ -436,17 +443,21 @@ fn demo(root: &Path, bind: &str, room: &str) -> Result<()> {
         "portal-signaling",
         "--bin",
         "portal-server",
+        "-p",
+        "portal-kiosk",
+        "--bin",
+        "portal-kiosk",
     ]))?;
     let bin = target_dir(root).join("debug/portal-server");
     let data = root.join("target/demo-data");
-    eprintln!("starting the rooms server; stop with Ctrl-C");
-    let mut child = Command::new(&bin)
+    eprintln!("starting the rooms server and a kiosk; stop with Ctrl-C");
+    let mut server = Command::new(&bin)
         .args(["--bind", bind, "--data-dir"])
         .arg(&data)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
-    let stdout = child.stdout.take().expect("piped");
+    let stdout = server.stdout.take().expect("piped");
     let mut first = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)?;
     let base = first
@@ -454,14 +465,42 @@ fn demo(root: &Path, bind: &str, room: &str) -> Result<()> {
         .strip_prefix("listening on ")
         .unwrap_or("http://127.0.0.1:8080")
         .to_owned();
+    let ws = base.replacen("http", "ws", 1);
+    let kiosk_bin = target_dir(root).join("debug/portal-kiosk");
+    let mut kiosk = Command::new(&kiosk_bin);
+    kiosk
+        .args(["--server", &ws, "--room", room, "--name", "Demo kiosk"])
+        .args(["--status-addr", "127.0.0.1:0", "--file-policy", "ask"])
+        .arg("--files-dir")
+        .arg(root.join("target/demo-files"))
+        .stdout(std::process::Stdio::piped());
+    let windowed =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if !windowed {
+        kiosk.arg("--headless");
+    }
+    let mut kiosk = kiosk
+        .spawn()
+        .with_context(|| format!("cannot start {}", kiosk_bin.display()))?;
+    let kiosk_out = kiosk.stdout.take().expect("piped");
+    let mut status = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(kiosk_out), &mut status)?;
+    let status = status.trim().trim_start_matches("status on ").to_owned();
     println!();
     println!("  Portal is running.");
-    println!("  Open {base}/r/{room} in a browser (two tabs make a call).");
-    println!("  Health: {base}/healthz   Metrics: {base}/metrics");
+    println!("  Open {base}/r/{room} in a browser: the kiosk \"Demo kiosk\" is in that room.");
+    if windowed {
+        println!("  The kiosk's window is open on this display.");
+    } else {
+        println!("  No display here, so the kiosk runs headless; its state: {status}/status");
+    }
+    println!("  Server health: {base}/healthz   Metrics: {base}/metrics");
     println!();
-    let status = child.wait()?;
-    if !status.success() {
-        bail!("portal-server exited with {status}");
+    let exit = server.wait()?;
+    let _ = kiosk.kill();
+    let _ = kiosk.wait();
+    if !exit.success() {
+        bail!("portal-server exited with {exit}");
     }
     Ok(())
 }
@@ -472,7 +511,7 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// Benchmarks, each against its peer in the same run. Servers are release builds.
 fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
-    const ALL: &[&str] = &["signaling", "docs", "browser"];
+    const ALL: &[&str] = &["signaling", "docs", "browser", "kiosk", "ui"];
     let chosen: Vec<&str> = if which == "all" {
         ALL.to_vec()
     } else if ALL.contains(&which) {
@@ -485,7 +524,8 @@ fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
     };
     setup(root)?;
     web_build(root)?;
-    run(cargo().args([
+    let mut build = cargo();
+    build.args([
         "build",
         "--quiet",
         "--release",
@@ -493,14 +533,32 @@ fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
         "portal-signaling",
         "--bin",
         "portal-server",
-    ]))?;
+    ]);
+    if chosen.contains(&"kiosk") {
+        build.args(["-p", "portal-kiosk", "--bin", "portal-kiosk"]);
+    }
+    run(&mut build)?;
+    if chosen.contains(&"ui") {
+        run(cargo().args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "portal-ui",
+            "--example",
+            "tile_bench",
+        ]))?;
+    }
     let server = target_dir(root).join("release/portal-server");
+    let kiosk = target_dir(root).join("release/portal-kiosk");
     for name in chosen {
         eprintln!("== bench {name}{}", if quick { " (quick)" } else { "" });
         let report = match name {
             "signaling" => bench::signaling(&server, root, quick)?,
             "docs" => bench::docs(&server, root, quick)?,
             "browser" => bench::browser(&server, root, quick)?,
+            "kiosk" => bench::kiosk(&server, &kiosk, root, quick)?,
+            "ui" => bench::ui(&target_dir(root).join("release/examples/tile_bench"), quick)?,
             _ => unreachable!("checked above"),
         };
         println!("{report}");

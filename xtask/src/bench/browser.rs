@@ -25,24 +25,44 @@ struct Results {
 }
 
 #[derive(Debug, Deserialize)]
-struct Series {
-    median: f64,
-    runs: Vec<f64>,
+pub(crate) struct Series {
+    pub(crate) median: f64,
+    pub(crate) runs: Vec<f64>,
 }
 
 /// Runs the browser benchmark; returns a Markdown report.
 pub(crate) fn browser(server_bin: &Path, repo_root: &Path, quick: bool) -> Result<String> {
+    let last = run_node_bench(
+        repo_root,
+        "browser.mjs",
+        &[("PORTAL_SERVER_BIN", server_bin)],
+        quick,
+    )?;
+    let results: Results = serde_json::from_str(&last).context("browser bench result")?;
+    Ok(report(&results))
+}
+
+/// Runs `signaling/web/tests/bench/{script}` with `env`; returns the last JSON line it
+/// printed (progress goes to stderr).
+pub(crate) fn run_node_bench(
+    repo_root: &Path,
+    script: &str,
+    env: &[(&str, &Path)],
+    quick: bool,
+) -> Result<String> {
     let web = repo_root.join("signaling/web");
-    let script = web.join("tests/bench/browser.mjs");
+    let script = web.join("tests/bench").join(script);
     if !script.is_file() {
         bail!("{} is missing", script.display());
     }
     let mut cmd = Command::new("node");
     cmd.arg(&script)
         .current_dir(&web)
-        .env("PORTAL_SERVER_BIN", server_bin)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
     if quick {
         cmd.arg("--quick");
     }
@@ -55,9 +75,8 @@ pub(crate) fn browser(server_bin: &Path, repo_root: &Path, quick: bool) -> Resul
         .lines()
         .rev()
         .find(|l| l.trim_start().starts_with('{'))
-        .context("the browser bench printed no JSON result")?;
-    let results: Results = serde_json::from_str(last).context("browser bench result")?;
-    Ok(report(&results))
+        .with_context(|| format!("{} printed no JSON result", script.display()))?;
+    Ok(last.to_owned())
 }
 
 fn report(r: &Results) -> String {

@@ -5,11 +5,17 @@
 //! - [`signaling`]: the signaling relay, Portal against a Socket.IO relay (Node.js).
 //! - [`docs`]: shared-document fan-out, Portal against `@y/websocket-server` (Node.js).
 //! - [`browser`]: the browser client's join and file figures, which the kiosk is held to.
+//! - [`kiosk`]: the release kiosk beside a headless Chromium in the same 1:1 720p30 call.
+//! - [`ui`]: the kiosk UI's frame time with four 720p tiles against one, software renderer.
 
 mod browser;
 mod docs;
+mod kiosk;
 mod signaling;
+mod ui;
 
 pub(crate) use browser::browser;
 pub(crate) use docs::docs;
+pub(crate) use kiosk::kiosk;
 pub(crate) use signaling::signaling;
+pub(crate) use ui::ui;

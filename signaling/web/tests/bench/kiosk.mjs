@@ -1,0 +1,338 @@
+// Kiosk benchmark: the kiosk beside a headless Chromium doing the same 1:1 720p30 call.
+//
+// A "remote" Chromium (its own browser process) sits in a room with its fake 720p30
+// camera. Then, in turn, each contender joins that room and is measured:
+//   - the kiosk: the release `portal-kiosk --headless` at 1280x720@30 from its sim camera;
+//   - the Chromium peer: a second, separate Chromium process running the browser client
+//     (fake 720p30 camera), so its process tree is its own.
+// For each (several runs, medians):
+//   (a) join to first remote frame: kiosk, from the start of its connection to the room
+//       to the first frame out of its decoder (its /status); Chromium, from the click on
+//       Join to the first remote frame painted (requestVideoFrameCallback);
+//   (b) CPU over a fixed window once the call runs, as a percentage of one core
+//       (utime+stime from /proc, summed over Chromium's whole process tree), and memory:
+//       RSS and PSS (PSS divides shared pages between Chromium's processes, so it is the
+//       fair sum; for the one-process kiosk the two are close);
+//   (c) file receive throughput: the remote sends a file of random bytes; for the kiosk
+//       from its POST /files/ID/accept to `complete` on /status (SHA-256 checked, on disk),
+//       for Chromium from Accept to the verified download link.
+//
+// Env: PORTAL_SERVER_BIN, PORTAL_KIOSK_BIN (release builds); dist/ built. `--quick`: one
+// run, a 16 MiB file, a 6 s CPU window. The last stdout line is one JSON object.
+
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { joinRoom, launchBrowser, startServer } from "../e2e/harness.mjs";
+
+const quick = process.argv.includes("--quick");
+const RUNS = quick ? 1 : 3;
+const FILE_MIB = quick ? 16 : 128;
+const CPU_WINDOW_MS = quick ? 6_000 : 20_000;
+const WARMUP_MS = quick ? 2_000 : 5_000;
+const KIOSK_BIN = process.env.PORTAL_KIOSK_BIN;
+if (!KIOSK_BIN) throw new Error("PORTAL_KIOSK_BIN must name a built portal-kiosk");
+
+const log = (...args) => console.error("[bench kiosk]", ...args);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const round = (x, digits = 1) => Number(x.toFixed(digits));
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const series = (runs, digits = 1) => ({ median: round(median(runs), digits), runs: runs.map((r) => round(r, digits)) });
+
+async function randomFile(path, mib) {
+  const out = createWriteStream(path);
+  for (let i = 0; i < mib; i++) if (!out.write(randomBytes(1024 * 1024))) await once(out, "drain");
+  out.end();
+  await once(out, "finish");
+}
+
+// ---- /proc ----
+
+const TICKS = 100; // USER_HZ on Linux
+
+function cpuTicks(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]); // utime, stime
+  } catch {
+    return 0;
+  }
+}
+
+function memory(pid) {
+  try {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+    const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0);
+    return { rss: kib("Rss"), pss: kib("Pss") };
+  } catch {
+    return { rss: 0, pss: 0 };
+  }
+}
+
+/** The Chromium browser process (not a renderer or helper) launched with `marker`. */
+function browserPid(marker) {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const args = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
+      if (args.includes(marker) && !args.some((a) => a.startsWith("--type="))) return Number(name);
+    } catch {
+      // gone already
+    }
+  }
+  return null;
+}
+
+/** `root` and every process below it. */
+function tree(root) {
+  const children = new Map();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(name));
+    } catch {
+      // gone already
+    }
+  }
+  const out = [];
+  const todo = [root];
+  while (todo.length) {
+    const pid = todo.pop();
+    out.push(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** CPU (% of one core) over `ms`, and memory (MiB) sampled every second, of `pids()`. */
+async function measure(pids, ms) {
+  const ticks = () => pids().reduce((sum, p) => sum + cpuTicks(p), 0);
+  const t0 = Date.now();
+  const c0 = ticks();
+  const rss = [];
+  const pss = [];
+  while (Date.now() - t0 < ms) {
+    await sleep(1000);
+    const m = pids().map(memory).reduce((a, b) => ({ rss: a.rss + b.rss, pss: a.pss + b.pss }), { rss: 0, pss: 0 });
+    rss.push(m.rss / 1024);
+    pss.push(m.pss / 1024);
+  }
+  const cpu = ((ticks() - c0) / TICKS / ((Date.now() - t0) / 1000)) * 100;
+  return { cpu, rss: Math.max(...rss), pss: Math.max(...pss) };
+}
+
+// ---- the kiosk ----
+
+async function startKiosk(server, room, dir) {
+  mkdirSync(dir, { recursive: true });
+  const config = join(dir, "kiosk.toml");
+  writeFileSync(config, "[video]\nwidth = 1280\nheight = 720\nfps = 30\nkbps = 1500\nmax_kbps = 2500\n");
+  const child = spawn(
+    KIOSK_BIN,
+    ["--headless", "--server", server.base.replace("http", "ws"), "--room", room, "--name", "Bench kiosk", "--status-addr", "127.0.0.1:0", "--files-dir", join(dir, "files"), "--file-policy", "ask", "--max-file-mib", "4096", "--config", config],
+    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, PORTAL_LOG: process.env.PORTAL_LOG ?? "warn" } },
+  );
+  const lines = createInterface({ input: child.stdout });
+  const [line] = await Promise.race([once(lines, "line"), sleep(60_000).then(() => { throw new Error("the kiosk printed no status address"); })]);
+  const status = line.trim().replace("status on ", "");
+  return {
+    child,
+    async get() {
+      return (await fetch(`${status}/status`)).json();
+    },
+    async post(path) {
+      const r = await fetch(`${status}${path}`, { method: "POST", body: "{}" });
+      return { code: r.status, body: await r.json().catch(() => null) };
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await Promise.race([once(child, "exit"), sleep(10_000)]);
+      child.kill("SIGKILL");
+    },
+  };
+}
+
+async function until(what, fn, timeout = 60_000, every = 20) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > timeout) throw new Error(`timed out: ${what}`);
+    await sleep(every);
+  }
+}
+
+/** Sends `path` from the remote page to its one peer; returns once the offer is out. */
+async function offerFile(page, path) {
+  await page.getByRole("tab", { name: "Files" }).click();
+  const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.getByRole("button", { name: "Send file" }).click()]);
+  await chooser.setFiles(path);
+}
+
+async function kioskRun(server, remoteBrowser, dir, file, run) {
+  const room = `bench-kiosk-${run}-${Date.now()}`;
+  const remote = await joinRoom(remoteBrowser, server, room, "Remote");
+  const kiosk = await startKiosk(server, room, join(dir, `kiosk-${run}`));
+  try {
+    const first = await until("the kiosk decodes the remote", async () => {
+      const s = await kiosk.get();
+      const p = s.peers?.find((x) => x.name === "Remote");
+      return p?.video?.firstFrameUnixMs ? s : null;
+    });
+    const p = first.peers.find((x) => x.name === "Remote");
+    const joinMs = p.video.firstFrameUnixMs - first.joinStartedUnixMs;
+    await sleep(WARMUP_MS);
+    const usage = await measure(() => [kiosk.child.pid], CPU_WINDOW_MS);
+    const during = await kiosk.get();
+    const sending = during.sending;
+    const video = during.peers.find((x) => x.name === "Remote")?.video;
+
+    await offerFile(remote, file);
+    const offered = await until("the kiosk is offered the file", async () => (await kiosk.get()).files?.find((f) => f.state === "offered"));
+    const t0 = Date.now();
+    const r = await kiosk.post(`/files/${offered.id}/accept`);
+    if (r.code !== 200) throw new Error(`accept: ${r.code} ${JSON.stringify(r.body)}`);
+    const done = await until(
+      "the kiosk stores the file",
+      async () => {
+        const f = (await kiosk.get()).files?.find((x) => x.id === offered.id);
+        if (f && ["failed", "cancelled", "declined"].includes(f.state)) throw new Error(`file ${f.state}`);
+        return f?.state === "complete" ? f : null;
+      },
+      600_000,
+      50,
+    );
+    const seconds = (Date.now() - t0) / 1000;
+    return {
+      joinMs,
+      ...usage,
+      fileMiBs: done.size / 1048576 / seconds,
+      encoder: sending.encoderElements?.[0] ?? null,
+      sendKbps: sending.bitrate,
+      decoded: `${video?.width}x${video?.height}`,
+    };
+  } finally {
+    await kiosk.stop();
+    await remote.context().close().catch(() => undefined);
+  }
+}
+
+async function chromiumRun(server, remoteBrowser, dir, file, run) {
+  const room = `bench-chromium-${run}-${Date.now()}`;
+  const remote = await joinRoom(remoteBrowser, server, room, "Remote");
+  // A switch Chromium ignores marks this instance, so its browser process can be found.
+  const marker = `--portal-bench-peer=${run}-${Date.now()}`;
+  const peerBrowser = await launchBrowser([marker]);
+  const root = browserPid(marker);
+  if (!root) throw new Error("no Chromium process id");
+  try {
+    const context = await peerBrowser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1280, height: 720 }, acceptDownloads: true });
+    const page = await context.newPage();
+    await page.goto(`${server.base}/r/${room}?name=Peer`);
+    await page.waitForFunction(() => document.querySelector("select[name=camera]")?.options.length > 0 && document.querySelector("video.preview")?.videoWidth > 0, null, { timeout: 30_000 });
+    await page.evaluate(() => {
+      window.__bench = { clicked: null, frame: null, accepted: null, done: null };
+      document.addEventListener("click", (e) => {
+        if (!(e.target instanceof HTMLButtonElement)) return;
+        if (e.target.textContent === "Join") window.__bench.clicked = performance.now();
+        if (e.target.textContent === "Accept") window.__bench.accepted = performance.now();
+      }, { capture: true });
+      const seen = new WeakSet();
+      new MutationObserver(() => {
+        for (const v of document.querySelectorAll('.grid .tile:not([data-peer="self"]) video')) {
+          if (seen.has(v)) continue;
+          seen.add(v);
+          v.requestVideoFrameCallback(() => {
+            window.__bench.frame ??= performance.now();
+          });
+        }
+        if (document.querySelector("a.file-save")) window.__bench.done ??= performance.now();
+      }).observe(document.body, { subtree: true, childList: true });
+    });
+    await page.getByRole("button", { name: "Join" }).click();
+    await page.waitForFunction(() => window.__bench.frame !== null, null, { timeout: 30_000 });
+    const joinMs = await page.evaluate(() => window.__bench.frame - window.__bench.clicked);
+    await sleep(WARMUP_MS);
+    const usage = await measure(() => tree(root), CPU_WINDOW_MS);
+
+    await page.getByRole("tab", { name: "Files" }).click();
+    await offerFile(remote, file);
+    const accept = page.getByRole("button", { name: "Accept" });
+    await accept.waitFor({ timeout: 30_000 });
+    await accept.click();
+    await page.waitForFunction(() => window.__bench.done !== null || document.querySelector('.file-item[data-state="failed"]'), null, { timeout: 600_000, polling: 200 });
+    const { accepted, done } = await page.evaluate(() => window.__bench);
+    if (done === null) throw new Error("the file failed in Chromium");
+    return { joinMs, ...usage, fileMiBs: FILE_MIB / ((done - accepted) / 1000) };
+  } finally {
+    await peerBrowser.close().catch(() => undefined);
+    await remote.context().close().catch(() => undefined);
+  }
+}
+
+async function retryOnce(what, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    log(`${what} failed (${String(e.message).split("\n")[0]}); trying once more`);
+    return fn();
+  }
+}
+
+const server = await startServer();
+const remoteBrowser = await launchBrowser();
+const dir = mkdtempSync(join(tmpdir(), "portal-bench-kiosk-"));
+let exitCode = 0;
+try {
+  const file = join(dir, "payload.bin");
+  await randomFile(file, FILE_MIB);
+  const kiosk = [];
+  const chromium = [];
+  // Alternate, so a slow minute on a shared machine hits both.
+  for (let i = 0; i < RUNS; i++) {
+    const k = await retryOnce("kiosk run", () => kioskRun(server, remoteBrowser, dir, file, i));
+    log(`kiosk run ${i + 1}/${RUNS}: first frame ${k.joinMs} ms, CPU ${k.cpu.toFixed(0)} %, RSS ${k.rss.toFixed(0)} MiB, PSS ${k.pss.toFixed(0)} MiB, file ${k.fileMiBs.toFixed(1)} MiB/s (${k.encoder}, ${k.sendKbps} kbit/s, decoding ${k.decoded})`);
+    kiosk.push(k);
+    const c = await retryOnce("chromium run", () => chromiumRun(server, remoteBrowser, dir, file, i));
+    log(`chromium run ${i + 1}/${RUNS}: first frame ${c.joinMs.toFixed(0)} ms, CPU ${c.cpu.toFixed(0)} %, RSS ${c.rss.toFixed(0)} MiB, PSS ${c.pss.toFixed(0)} MiB, file ${c.fileMiBs.toFixed(1)} MiB/s`);
+    chromium.push(c);
+  }
+  const pick = (rows, key, digits) => series(rows.map((r) => r[key]), digits);
+  const side = (rows) => ({
+    joinToFirstFrameMs: pick(rows, "joinMs", 0),
+    cpuPercent: pick(rows, "cpu", 1),
+    rssMiB: pick(rows, "rss", 1),
+    pssMiB: pick(rows, "pss", 1),
+    fileReceiveMiBs: pick(rows, "fileMiBs", 1),
+  });
+  console.log(
+    JSON.stringify({
+      kiosk: { ...side(kiosk), encoder: kiosk[0].encoder, decoded: kiosk[0].decoded },
+      chromium: side(chromium),
+      fileSizeMib: FILE_MIB,
+      cpuWindowS: CPU_WINDOW_MS / 1000,
+    }),
+  );
+} catch (e) {
+  log("failed:", e);
+  exitCode = 1;
+} finally {
+  await remoteBrowser.close().catch(() => undefined);
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(exitCode);
