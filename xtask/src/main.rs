@@ -116,8 +116,14 @@ fn main() -> Result<()> {
     }
 }
 
+/// The checkout `cargo xtask` runs in. `cargo run` sets `CARGO_MANIFEST_DIR` for the
+/// process; the compile-time value is only a fallback, because the target directory is
+/// shared between checkouts (`$HOME/.cache/portal/target`) and a binary built in one
+/// clone must not work on another.
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .expect("xtask sits in the repository root")
         .to_owned()
