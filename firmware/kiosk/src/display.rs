@@ -158,11 +158,10 @@ impl CallView {
             self.ui.apply(Update::Chat(chat.clone()));
             self.chat = chat;
         }
-        let names: HashMap<PeerId, String> = engine
-            .peers()
-            .into_iter()
-            .map(|p| (p.id, p.name.clone()))
-            .collect();
+        // `self.peers` is the room as just computed (sent or unchanged).
+        let names: HashMap<u64, &str> =
+            self.peers.iter().map(|p| (p.id, p.name.as_str())).collect();
+        let name = |peer: &PeerId| names.get(&peer.0).copied().unwrap_or_default().to_owned();
         let incoming: Vec<(PeerId, &portal_engine::Transfer)> = engine
             .transfers()
             .into_iter()
@@ -175,7 +174,7 @@ impl CallView {
                 id: format!("{peer}-{}", t.id),
                 name: t.offered_name.clone(),
                 size: t.size,
-                from: names.get(peer).cloned().unwrap_or_default(),
+                from: name(peer),
             });
         if prompt != self.prompt {
             self.ui.apply(Update::FilePrompt(prompt.clone()));
@@ -191,7 +190,7 @@ impl CallView {
                     .clone()
                     .unwrap_or_else(|| t.offered_name.clone()),
                 size: t.size,
-                from: names.get(peer).cloned().unwrap_or_default(),
+                from: name(peer),
                 progress: if t.size == 0 {
                     1.0
                 } else {
