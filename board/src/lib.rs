@@ -53,7 +53,7 @@ impl fmt::Display for DeviceKind {
 /// One device as the Settings screen lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {
-    /// Stable id to store in the kiosk's config (`/dev/video0`, `plughw:1,0`, `sim:ball`).
+    /// Stable id to store in the kiosk's config (`/dev/video0`, `plughw:1,0`, `sim:bars`).
     pub id: String,
     /// What a person reads ("HD Pro Webcam C920").
     pub label: String,

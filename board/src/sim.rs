@@ -1,8 +1,11 @@
 //! A board with no hardware: GStreamer's live test sources and a speaker that plays to
 //! nowhere in real time. Tests, CI and laptops run the kiosk on it.
 //!
-//! Cameras are `videotestsrc` patterns (`sim:ball` moves, so a decoder has changing frames
-//! to show), the microphone is a quiet sine tone, and the default speaker (`sim:null`) is a
+//! Cameras are `videotestsrc` patterns. The default, `sim:bars`, is SMPTE bars scrolling
+//! sideways: every frame changes, so encoders and decoders do real work, and it costs about
+//! a third of `sim:ball` to draw (at 720p30 ~6 % of a core against ~17 %: the ball pattern
+//! renders an anti-aliased circle per frame in software), which would otherwise be counted
+//! against the kiosk in `cargo xtask bench kiosk`. The microphone is a quiet sine tone, and the default speaker (`sim:null`) is a
 //! `fakesink sync=true`, which takes the decoded audio at the pace of the clock, as a sound
 //! card would. `sim:alsa-null` goes through ALSA's `null` device instead (with
 //! `provide-clock=false`), for checking the ALSA path; that device does not run in real
@@ -13,10 +16,16 @@ use crate::{
     Support, pick,
 };
 
-/// Camera patterns offered, as (id suffix, `videotestsrc` pattern, label).
+/// Camera patterns offered, as (id suffix, `videotestsrc` properties, label); the first is
+/// the default.
 const CAMERAS: &[(&str, &str, &str)] = &[
-    ("ball", "ball", "Test camera (moving ball)"),
-    ("smpte", "smpte", "Test camera (colour bars)"),
+    (
+        "bars",
+        "pattern=smpte horizontal-speed=8",
+        "Test camera (moving colour bars)",
+    ),
+    ("ball", "pattern=ball", "Test camera (moving ball)"),
+    ("smpte", "pattern=smpte", "Test camera (still colour bars)"),
 ];
 
 /// The simulated board.
@@ -77,10 +86,10 @@ impl Board for SimBoard {
         let pattern = CAMERAS
             .iter()
             .find(|(suffix, _, _)| device.id.strip_prefix("sim:") == Some(*suffix))
-            .map_or("ball", |(_, pattern, _)| *pattern);
+            .map_or(CAMERAS[0].1, |(_, pattern, _)| *pattern);
         Ok(Source {
             device,
-            launch: ElementDescription::new(format!("videotestsrc is-live=true pattern={pattern}")),
+            launch: ElementDescription::new(format!("videotestsrc is-live=true {pattern}")),
         })
     }
 
@@ -117,7 +126,11 @@ mod tests {
     fn defaults_are_live_test_sources() {
         let board = SimBoard::default();
         let cam = board.camera(None).unwrap();
-        assert_eq!(cam.device.id, "sim:ball");
+        assert_eq!(cam.device.id, "sim:bars");
+        assert_eq!(
+            cam.launch.preferred(),
+            "videotestsrc is-live=true pattern=smpte horizontal-speed=8"
+        );
         assert!(
             cam.launch
                 .preferred()
