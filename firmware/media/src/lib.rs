@@ -27,7 +27,7 @@ pub use receiver::{
     FrameSink, KeyframeHook, KeyframeRequest, Receiver, ReceiverConfig, ReceiverStats, VideoFrame,
 };
 pub use sample::{Codec, Delivery, EncodedSample, SampleCallback};
-pub use select::H264Encoder;
+pub use select::{H264Encoder, preload};
 pub use sender::{CodecStats, Sender, SenderConfig, Subscription, SubscriptionGuard};
 
 /// Initialises GStreamer (idempotent; every constructor here calls it).

@@ -3,14 +3,16 @@
 //! ```text
 //! video: appsrc (RTP caps, negotiated payload type) ! rtpjitterbuffer do-lost=true
 //!        ! rtph264depay|rtpvp8depay request-keyframe=true wait-for-keyframe=true
-//!        ! [h264parse !] v4l2h264dec|avdec_h264|vp8dec ! videoconvert ! RGBA appsink
+//!        ! [h264parse !] v4l2h264dec|avdec_h264|vp8dec [! videoconvert ! RGBA] ! appsink
 //! audio: appsrc ! rtpjitterbuffer ! rtpopusdepay ! opusdec plc=true ! audioconvert
 //!        ! audioresample ! level ! <board speaker>
 //! ```
 //!
 //! Frames go to a frame sink through a latest-frame mailbox on a thread of its own: a
 //! slow sink (the UI) only ever gets the newest frame and the decoder never waits for it.
-//! The last frame is also kept for [`Receiver::snapshot_png`].
+//! The last frame is also kept for [`Receiver::snapshot_png`]. Without a sink (a headless
+//! kiosk) frames stay in the decoder's format and only a snapshot is converted: turning
+//! every 720p frame into RGBA that nobody looks at costs several percent of a core.
 //!
 //! Loss: when the jitter buffer gives up on a packet, the depayloader asks upstream for a
 //! keyframe; that request (and any decoder error) reaches the caller's
@@ -61,6 +63,10 @@ pub enum KeyframeRequest {
 
 /// Called (on a GStreamer thread; keep it short) when the caller should send a PLI.
 pub type KeyframeHook = Arc<dyn Fn(KeyframeRequest) + Send + Sync>;
+
+/// Consecutive video packets after which the jitter buffer starts without waiting out its
+/// latency.
+const FASTSTART_PACKETS: u32 = 4;
 
 /// What to receive.
 #[derive(Clone, Debug)]
@@ -137,7 +143,8 @@ pub struct Receiver {
     src: gst_app::AppSrc,
     jitter: gst::Element,
     counters: Arc<Counters>,
-    latest: Arc<Mutex<Option<VideoFrame>>>,
+    /// The newest decoded sample, RGBA when frames go to a sink, else the decoder's format.
+    latest: Arc<Mutex<Option<gst::Sample>>>,
     mailbox: Arc<Mailbox>,
     delivery: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
@@ -176,10 +183,19 @@ impl Receiver {
                 });
             }
         };
+        let convert = if sink.is_some() {
+            "videoconvert ! video/x-raw,format=RGBA ! "
+        } else {
+            ""
+        };
+        // In-order packets leave the jitter buffer at once; `latency` is how long it waits
+        // for a missing one, and also how long it holds the very first packet unless
+        // `faststart-min-packets` consecutive ones arrive: a keyframe is dozens of packets
+        // in a row, so the first frame does not wait out the latency.
         let description = format!(
             "{src} ! rtpjitterbuffer name=jitter latency={latency} do-lost=true \
-             ! {depay} ! {decode} ! videoconvert ! video/x-raw,format=RGBA \
-             ! appsink name=sink sync=false max-buffers=1 drop=true",
+             faststart-min-packets={FASTSTART_PACKETS} \
+             ! {depay} ! {decode} ! {convert}appsink name=sink sync=false max-buffers=1 drop=true",
             src = appsrc(config),
             latency = config.latency.as_millis(),
         );
@@ -276,7 +292,10 @@ impl Receiver {
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |appsink| {
                     let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let Some(frame) = to_frame(&sample) else {
+                    let Some(info) = sample
+                        .caps()
+                        .and_then(|caps| gst_video::VideoInfo::from_caps(caps).ok())
+                    else {
                         return Ok(gst::FlowSuccess::Ok);
                     };
                     if counters.frames_decoded.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -285,13 +304,14 @@ impl Receiver {
                             .store(unix_ms(), Ordering::Relaxed);
                     }
                     counters.size.store(
-                        u64::from(frame.width) << 32 | u64::from(frame.height),
+                        u64::from(info.width()) << 32 | u64::from(info.height()),
                         Ordering::Relaxed,
                     );
+                    let frame = if deliver { to_frame(&sample) } else { None };
                     *latest
                         .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(frame.clone());
-                    if deliver {
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sample);
+                    if let Some(frame) = frame {
                         let mut slot = mailbox
                             .slot
                             .lock()
@@ -378,12 +398,31 @@ impl Receiver {
         }
     }
 
-    /// The newest decoded frame.
+    /// The newest decoded frame, as RGBA.
     pub fn latest_frame(&self) -> Option<VideoFrame> {
-        self.latest
+        let sample = self
+            .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .clone()?;
+        let rgba = sample.caps().and_then(|caps| {
+            caps.structure(0)
+                .and_then(|s| s.get::<&str>("format").ok())
+                .map(|format| format == "RGBA")
+        });
+        if rgba == Some(true) {
+            return to_frame(&sample);
+        }
+        let caps = gst_video::VideoCapsBuilder::new()
+            .format(gst_video::VideoFormat::Rgba)
+            .build();
+        match gst_video::convert_sample(&sample, &caps, Some(gst::ClockTime::from_seconds(2))) {
+            Ok(converted) => to_frame(&converted),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot convert the latest frame to RGBA");
+                None
+            }
+        }
     }
 
     /// The newest decoded frame as a PNG file's bytes.

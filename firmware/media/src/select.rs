@@ -75,3 +75,46 @@ pub fn require(name: &'static str, what: &'static str) -> Result<&'static str, M
         })
     }
 }
+
+/// Loads the plugins of every element a call will use (the chosen H.264 encoder and
+/// decoder, VP8, Opus, RTP depayloaders, the jitter buffer, conversion), returning how many
+/// it loaded.
+///
+/// GStreamer loads a plugin's shared library the first time one of its elements is made;
+/// for libav (`avdec_h264`, which pulls in FFmpeg) that is ~300 ms on a Pi-class CPU, and
+/// it would otherwise fall on the first remote packet of the first call, between the
+/// remote's keyframe and its first decoded frame. Run it on a spare thread at start-up;
+/// elements that are missing are skipped (building the pipeline reports them).
+pub fn preload(facts: &BoardFacts) -> usize {
+    if crate::init().is_err() {
+        return 0;
+    }
+    let mut names: Vec<&str> = vec![
+        "appsrc",
+        "appsink",
+        "rtpjitterbuffer",
+        "rtph264depay",
+        "h264parse",
+        "rtpvp8depay",
+        "vp8dec",
+        "vp8enc",
+        "rtpopusdepay",
+        "opusdec",
+        "opusenc",
+        "videoconvert",
+        "videoscale",
+        "videorate",
+        "audioconvert",
+        "audioresample",
+        "level",
+    ];
+    names.extend(h264_decoder(facts).ok());
+    names.extend(H264Encoder::pick(facts).ok().map(H264Encoder::element));
+    names
+        .into_iter()
+        .filter(|name| {
+            // Making (and dropping) an element loads its plugin and runs its class set-up.
+            gst::ElementFactory::make(name).build().is_ok()
+        })
+        .count()
+}

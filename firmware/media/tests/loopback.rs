@@ -172,6 +172,37 @@ fn opus_loopback(speaker: Option<&str>) {
 }
 
 #[test]
+fn without_a_sink_frames_are_counted_and_a_snapshot_is_still_rgba() {
+    let sender = Sender::new(sim_sender(320, 240)).unwrap();
+    let facts = SimBoard::default().facts();
+    let receiver = Arc::new(
+        Receiver::video(&ReceiverConfig::new(Codec::H264, 102, facts), None, None).unwrap(),
+    );
+    let rx = Arc::clone(&receiver);
+    let payloader = Payloader::new(Codec::H264, 102, move |packet| rx.push_rtp(packet));
+    let feeder = payloader.feed(sender.subscribe(Codec::H264, 256).unwrap());
+    wait_for("10 decoded frames", || {
+        receiver.stats().frames_decoded >= 10
+    });
+    let stats = receiver.stats();
+    assert_eq!((stats.width, stats.height), (320, 240));
+    assert!(stats.first_frame_unix_ms > 0);
+    // The decoder's I420 is converted for the snapshot only.
+    let frame = receiver.latest_frame().unwrap();
+    assert_eq!((frame.width, frame.height), (320, 240));
+    assert!(frame.stride >= 320 * 4);
+    assert!(frame.data.len() >= (frame.stride * 240) as usize);
+    let png = receiver.snapshot_png().unwrap();
+    let reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .unwrap();
+    assert_eq!((reader.info().width, reader.info().height), (320, 240));
+    assert_eq!(reader.info().color_type, png::ColorType::Rgba);
+    drop(sender);
+    feeder.join().unwrap();
+}
+
+#[test]
 fn lost_packets_ask_for_a_keyframe() {
     let sender = Sender::new(sim_sender(320, 240)).unwrap();
     let facts = SimBoard::default().facts();
