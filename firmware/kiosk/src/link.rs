@@ -5,16 +5,17 @@
 //! link reports what matters to the engine as [`LinkEvent`]s and handles media itself, so
 //! RTP never passes through the engine's task:
 //!
-//! - once negotiated and connected, it subscribes the kiosk's one [`Sender`] to the codec
-//!   this peer takes (and Opus) and writes those samples to the peer's tracks; the
-//!   encoders are shared by every peer (encode once);
+//! - once negotiated, it subscribes the kiosk's one [`Sender`] to the codec this peer
+//!   takes (and Opus), so the camera and encoders start while ICE and DTLS are still
+//!   under way; samples reach the peer's tracks once it is connected, starting with a
+//!   keyframe. The encoders are shared by every peer (encode once);
 //! - a PLI or FIR from the peer forces a keyframe of that codec;
 //! - each remote track gets a [`Receiver`] when its first packet arrives; the receiver's
 //!   keyframe hook sends a PLI back;
 //! - file frames are sent in order; after each the buffered amount (what the data channel
 //!   holds plus what is still queued here) goes back to the engine for back-pressure.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -191,6 +192,8 @@ struct Running {
     shared: Arc<LinkShared>,
     negotiated: Option<[Option<Codec>; 3]>,
     connected: bool,
+    /// `connected`, for the sample callbacks: until then samples are dropped.
+    live: Arc<AtomicBool>,
     /// Subscriptions to the sender (dropping them unsubscribes).
     subscriptions: Vec<SubscriptionGuard>,
     /// Per slot, a `(codec, payload type)` whose receiver could not be built (not retried
@@ -240,6 +243,7 @@ async fn run(
         shared,
         negotiated: None,
         connected: false,
+        live: Arc::new(AtomicBool::new(false)),
         subscriptions: Vec::new(),
         undecodable: [None; 3],
     };
@@ -347,9 +351,17 @@ impl Running {
         match event {
             PeerEvent::Signal(data) => self.report(LinkEvent::Signal(data)).await,
             PeerEvent::State(state) => {
+                let was = self.connected;
                 self.connected = state == ConnectionState::Connected;
+                self.live.store(self.connected, Ordering::Relaxed);
+                if self.connected && !was {
+                    // What the encoder made before this went nowhere: start with a keyframe.
+                    let camera = self.negotiated.and_then(|send| send[Slot::Camera.index()]);
+                    if let Some(codec) = camera {
+                        self.setup.sender.force_keyframe(media_codec(codec));
+                    }
+                }
                 self.report(LinkEvent::State(engine_state(state))).await;
-                self.maybe_subscribe();
             }
             PeerEvent::Negotiated { send } => {
                 *self
@@ -412,10 +424,11 @@ impl Running {
         }
     }
 
-    /// Starts writing our camera and microphone to this peer, once it can take them.
+    /// Subscribes this peer to our camera and microphone once its codecs are known; the
+    /// samples go out while it is connected.
     fn maybe_subscribe(&mut self) {
         let Some(send) = self.negotiated else { return };
-        if !self.connected || !self.subscriptions.is_empty() {
+        if !self.subscriptions.is_empty() {
             return;
         }
         for slot in [Slot::Audio, Slot::Camera] {
@@ -428,20 +441,27 @@ impl Running {
             } else {
                 Arc::clone(&self.setup.gates.video)
             };
-            let guard = self.setup.sender.subscribe_with(
-                media_codec(codec),
-                Box::new(move |sample| {
-                    if !gate.load(Ordering::Relaxed) {
-                        // Muted or camera off: nothing goes out.
-                        return Delivery::Accepted;
-                    }
-                    match tx.try_send(sample.clone()) {
-                        Ok(()) => Delivery::Accepted,
-                        Err(mpsc::error::TrySendError::Full(_)) => Delivery::Dropped,
-                        Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
-                    }
-                }),
-            );
+            let live = Arc::clone(&self.live);
+            // Starting an encoder (and the camera) builds GStreamer pipelines, tens of ms:
+            // the runtime moves its other tasks (the peer connection's driver among them)
+            // off this thread meanwhile.
+            let sender = &self.setup.sender;
+            let guard = tokio::task::block_in_place(|| {
+                sender.subscribe_with(
+                    media_codec(codec),
+                    Box::new(move |sample| {
+                        if !gate.load(Ordering::Relaxed) || !live.load(Ordering::Relaxed) {
+                            // Muted, camera off, or not connected (yet): nothing goes out.
+                            return Delivery::Accepted;
+                        }
+                        match tx.try_send(sample.clone()) {
+                            Ok(()) => Delivery::Accepted,
+                            Err(mpsc::error::TrySendError::Full(_)) => Delivery::Dropped,
+                            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+                        }
+                    }),
+                )
+            });
             let guard = match guard {
                 Ok(guard) => guard,
                 Err(e) => {
@@ -484,16 +504,19 @@ impl Running {
             .is_some_and(|t| t.codec == codec && t.payload_type == rtp.payload_type);
         if !fits {
             let config = ReceiverConfig::new(codec, rtp.payload_type, self.setup.facts.clone());
-            let receiver = if codec == MediaCodec::Opus {
-                Receiver::audio(&config, &self.setup.speaker, None)
-            } else {
-                let sink = self.setup.frames.clone().map(|route| {
-                    let slot = rtp.slot;
-                    Box::new(move |frame: &portal_media::VideoFrame| route(slot, frame))
-                        as portal_media::FrameSink
-                });
-                Receiver::video(&config, sink, Some(self.keyframe_hook(rtp.slot)))
-            };
+            // Building the pipeline takes a while: keep the runtime's other tasks going.
+            let receiver = tokio::task::block_in_place(|| {
+                if codec == MediaCodec::Opus {
+                    Receiver::audio(&config, &self.setup.speaker, None)
+                } else {
+                    let sink = self.setup.frames.clone().map(|route| {
+                        let slot = rtp.slot;
+                        Box::new(move |frame: &portal_media::VideoFrame| route(slot, frame))
+                            as portal_media::FrameSink
+                    });
+                    Receiver::video(&config, sink, Some(self.keyframe_hook(rtp.slot)))
+                }
+            });
             match receiver {
                 Ok(receiver) => {
                     tracing::info!(remote = %self.setup.remote, slot = %rtp.slot, ?codec, pt = rtp.payload_type, "receiving");

@@ -87,6 +87,25 @@ struct Chosen {
     speaker: Option<String>,
 }
 
+/// Loads the media plugins a call needs (see [`portal_media::preload`]), so the first
+/// call does not wait for them; returns once they are loaded.
+fn preload_media(facts: &portal_board::BoardFacts) {
+    let started = std::time::Instant::now();
+    let loaded = portal_media::preload(facts);
+    tracing::info!(loaded, took = ?started.elapsed(), "media plugins loaded");
+}
+
+/// [`preload_media`] on a thread of its own.
+fn preload_media_in_background(board: &dyn portal_board::Board) {
+    let facts = board.facts();
+    let spawned = std::thread::Builder::new()
+        .name("media-preload".into())
+        .spawn(move || preload_media(&facts));
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread to preload media plugins");
+    }
+}
+
 /// Opens the chosen devices and starts the one sender every peer shares.
 fn open_media(
     config: &Config,
@@ -190,6 +209,12 @@ fn start_session(
 
 async fn run_headless(config: Config) -> anyhow::Result<()> {
     let board = portal_board::open(config.board).context("opening the board")?;
+    // Before joining: loading the plugins while the call is being set up would take the
+    // CPU from it (and the decoder's plugin would be waited for at the first packet).
+    let facts = board.facts();
+    tokio::task::spawn_blocking(move || preload_media(&facts))
+        .await
+        .context("preloading media plugins")?;
     let media = open_media(&config, board.as_ref(), &Chosen::default())?;
     let requests = serve_status(&config).await?;
     let room = config
@@ -236,6 +261,9 @@ async fn windowed(
 ) -> anyhow::Result<()> {
     let board: Arc<dyn portal_board::Board> =
         Arc::from(portal_board::open(config.board).context("opening the board")?);
+    // The home screen is up meanwhile; a call tapped in the first second shares the CPU
+    // with it.
+    preload_media_in_background(board.as_ref());
     let requests = serve_status(&config).await?;
     let devices = board.devices().unwrap_or_default();
     let chosen = Arc::new(Mutex::new(Chosen::default()));
