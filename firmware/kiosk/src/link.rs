@@ -186,6 +186,14 @@ fn engine_channel(channel: Channel) -> EngineChannel {
     }
 }
 
+/// A link's subscriptions to the sender; `generation` moves on each renegotiation, so a
+/// subscription that finishes starting after it is dropped.
+#[derive(Default)]
+struct Subscriptions {
+    generation: u64,
+    guards: Vec<SubscriptionGuard>,
+}
+
 struct Running {
     setup: LinkSetup,
     peer: Peer,
@@ -195,7 +203,9 @@ struct Running {
     /// `connected`, for the sample callbacks: until then samples are dropped.
     live: Arc<AtomicBool>,
     /// Subscriptions to the sender (dropping them unsubscribes).
-    subscriptions: Vec<SubscriptionGuard>,
+    subscriptions: Arc<Mutex<Subscriptions>>,
+    /// Whether the current negotiation's subscriptions were asked for.
+    subscribed: bool,
     /// Per slot, a `(codec, payload type)` whose receiver could not be built (not retried
     /// for every packet).
     undecodable: [Option<(MediaCodec, u8)>; 3],
@@ -244,7 +254,8 @@ async fn run(
         negotiated: None,
         connected: false,
         live: Arc::new(AtomicBool::new(false)),
-        subscriptions: Vec::new(),
+        subscriptions: Arc::default(),
+        subscribed: false,
         undecodable: [None; 3],
     };
     let mut level_tick = tokio::time::interval(Duration::from_millis(250));
@@ -270,7 +281,7 @@ async fn run(
             }
         }
     }
-    link.subscriptions.clear();
+    link.unsubscribe();
     link.peer.close().await;
     link.shared
         .tracks
@@ -370,7 +381,7 @@ impl Running {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = send[Slot::Camera.index()];
                 if self.negotiated != Some(send) {
-                    self.subscriptions.clear();
+                    self.unsubscribe();
                 }
                 self.negotiated = Some(send);
                 self.maybe_subscribe();
@@ -428,9 +439,15 @@ impl Running {
     /// samples go out while it is connected.
     fn maybe_subscribe(&mut self) {
         let Some(send) = self.negotiated else { return };
-        if !self.subscriptions.is_empty() {
+        if self.subscribed {
             return;
         }
+        self.subscribed = true;
+        let generation = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation;
         for slot in [Slot::Audio, Slot::Camera] {
             let Some(codec) = send[slot.index()] else {
                 continue;
@@ -442,12 +459,14 @@ impl Running {
                 Arc::clone(&self.setup.gates.video)
             };
             let live = Arc::clone(&self.live);
-            // Starting an encoder (and the camera) builds GStreamer pipelines, tens of ms:
-            // the runtime moves its other tasks (the peer connection's driver among them)
-            // off this thread meanwhile.
-            let sender = &self.setup.sender;
-            let guard = tokio::task::block_in_place(|| {
-                sender.subscribe_with(
+            // Starting an encoder (and the camera) builds GStreamer pipelines, tens of ms,
+            // off this task: it has the remote's candidates to apply meanwhile (ICE waited
+            // for them while the encoders started here).
+            let sender = self.setup.sender.clone();
+            let subscriptions = Arc::clone(&self.subscriptions);
+            let remote = self.setup.remote;
+            tokio::task::spawn_blocking(move || {
+                let guard = sender.subscribe_with(
                     media_codec(codec),
                     Box::new(move |sample| {
                         if !gate.load(Ordering::Relaxed) || !live.load(Ordering::Relaxed) {
@@ -460,16 +479,22 @@ impl Running {
                             Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
                         }
                     }),
-                )
-            });
-            let guard = match guard {
-                Ok(guard) => guard,
-                Err(e) => {
-                    tracing::warn!(remote = %self.setup.remote, %codec, error = %e, "cannot send this codec");
-                    continue;
+                );
+                match guard {
+                    Ok(guard) => {
+                        let mut subs = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
+                        // A renegotiation meanwhile made this one stale: dropping it
+                        // unsubscribes.
+                        if subs.generation == generation {
+                            subs.guards.push(guard);
+                            tracing::info!(%remote, %slot, %codec, "sending");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(%remote, %codec, error = %e, "cannot send this codec");
+                    }
                 }
-            };
-            self.subscriptions.push(guard);
+            });
             let peer = self.peer.clone();
             tokio::spawn(async move {
                 while let Some(sample) = rx.recv().await {
@@ -481,8 +506,18 @@ impl Running {
                     }
                 }
             });
-            tracing::info!(remote = %self.setup.remote, %slot, %codec, "sending");
         }
+    }
+
+    /// Drops this peer's subscriptions (and any still being made).
+    fn unsubscribe(&mut self) {
+        let mut subs = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        subs.generation += 1;
+        subs.guards.clear();
+        self.subscribed = false;
     }
 
     /// Feeds a remote packet to its slot's receiver, making one when needed.
