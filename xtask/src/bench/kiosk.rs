@@ -19,8 +19,12 @@ struct Side {
     rss_mi_b: Series,
     pss_mi_b: Series,
     file_receive_mi_bs: Series,
+    sent_fps: Series,
+    decoded_fps: Series,
     #[serde(default)]
     encoder: Option<String>,
+    #[serde(default)]
+    sent: Option<String>,
     #[serde(default)]
     decoded: Option<String>,
 }
@@ -76,11 +80,21 @@ fn report(r: &Results) -> String {
         out,
         "### Kiosk beside Chromium (1:1 call with a remote Chromium, 720p30, loopback)\n"
     );
+    let what = |s: &Side| {
+        format!(
+            "sends {} at {:.1} fps ({}), decodes {} at {:.1} fps",
+            s.sent.as_deref().unwrap_or("?"),
+            s.sent_fps.median,
+            s.encoder.as_deref().unwrap_or("?"),
+            s.decoded.as_deref().unwrap_or("?"),
+            s.decoded_fps.median,
+        )
+    };
     let _ = writeln!(
         out,
-        "Kiosk: release `portal-kiosk --headless`, encoder {}, decoding {}. CPU over {:.0} s once the call runs, % of one core; Chromium summed over its process tree. File: {:.0} MiB from the remote.\n",
-        k.encoder.as_deref().unwrap_or("?"),
-        k.decoded.as_deref().unwrap_or("?"),
+        "Kiosk (release `portal-kiosk --headless`) {}; Chromium {}. CPU over {:.0} s once the call runs, % of one core; Chromium summed over its process tree. File: {:.0} MiB from the remote.\n",
+        what(k),
+        what(c),
         r.cpu_window_s,
         r.file_size_mib,
     );

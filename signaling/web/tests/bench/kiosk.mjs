@@ -6,9 +6,10 @@
 //   - the Chromium peer: a second, separate Chromium process running the browser client
 //     (fake 720p30 camera), so its process tree is its own.
 // For each (several runs, medians):
-//   (a) join to first remote frame: kiosk, from the start of its connection to the room
-//       to the first frame out of its decoder (its /status); Chromium, from the click on
-//       Join to the first remote frame painted (requestVideoFrameCallback);
+//   (a) join to first remote frame (each run, and EXTRA_JOINS more joins): kiosk, from
+//       the start of its connection to the room to the first frame out of its decoder
+//       (its /status); Chromium, from the click on Join to the first remote frame
+//       painted (requestVideoFrameCallback);
 //   (b) CPU over a fixed window once the call runs, as a percentage of one core
 //       (utime+stime from /proc, summed over Chromium's whole process tree), and memory:
 //       RSS and PSS (PSS divides shared pages between Chromium's processes, so it is the
@@ -31,11 +32,19 @@ import { joinRoom, launchBrowser, startServer } from "../e2e/harness.mjs";
 
 const quick = process.argv.includes("--quick");
 const RUNS = quick ? 1 : 3;
+// Join to first frame swings by ±100 ms from one join to the next (the remote's offer,
+// ICE, DTLS, the remote's keyframe), so each run also joins this many extra times for
+// that figure alone.
+const EXTRA_JOINS = quick ? 0 : 3;
 const FILE_MIB = quick ? 16 : 128;
 const CPU_WINDOW_MS = quick ? 6_000 : 20_000;
 const WARMUP_MS = quick ? 2_000 : 5_000;
 const KIOSK_BIN = process.env.PORTAL_KIOSK_BIN;
 if (!KIOSK_BIN) throw new Error("PORTAL_KIOSK_BIN must name a built portal-kiosk");
+
+// Chromium's fake camera runs at 20 fps unless told otherwise; the call is 720p30 on both
+// sides (the last copy of a switch wins).
+const CAMERA_30FPS = "--use-fake-device-for-media-stream=fps=30";
 
 const log = (...args) => console.error("[bench kiosk]", ...args);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -183,7 +192,7 @@ async function offerFile(page, path) {
   await chooser.setFiles(path);
 }
 
-async function kioskRun(server, remoteBrowser, dir, file, run) {
+async function kioskRun(server, remoteBrowser, dir, file, run, joinOnly = false) {
   const room = `bench-kiosk-${run}-${Date.now()}`;
   const remote = await joinRoom(remoteBrowser, server, room, "Remote");
   const kiosk = await startKiosk(server, room, join(dir, `kiosk-${run}`));
@@ -195,11 +204,16 @@ async function kioskRun(server, remoteBrowser, dir, file, run) {
     });
     const p = first.peers.find((x) => x.name === "Remote");
     const joinMs = p.video.firstFrameUnixMs - first.joinStartedUnixMs;
+    if (joinOnly) return { joinMs };
     await sleep(WARMUP_MS);
+    const before = await kiosk.get();
+    const t0Window = Date.now();
     const usage = await measure(() => [kiosk.child.pid], CPU_WINDOW_MS);
     const during = await kiosk.get();
+    const windowMs = Date.now() - t0Window;
     const sending = during.sending;
     const video = during.peers.find((x) => x.name === "Remote")?.video;
+    const videoBefore = before.peers.find((x) => x.name === "Remote")?.video;
 
     await offerFile(remote, file);
     const offered = await until("the kiosk is offered the file", async () => (await kiosk.get()).files?.find((f) => f.state === "offered"));
@@ -223,7 +237,10 @@ async function kioskRun(server, remoteBrowser, dir, file, run) {
       fileMiBs: done.size / 1048576 / seconds,
       encoder: sending.encoderElements?.[0] ?? null,
       sendKbps: sending.bitrate,
+      sent: "1280x720",
+      sentFps: fps(before.sending.framesEncoded, sending.framesEncoded, windowMs),
       decoded: `${video?.width}x${video?.height}`,
+      decodedFps: fps(videoBefore?.framesDecoded ?? 0, video?.framesDecoded ?? 0, windowMs),
     };
   } finally {
     await kiosk.stop();
@@ -231,12 +248,12 @@ async function kioskRun(server, remoteBrowser, dir, file, run) {
   }
 }
 
-async function chromiumRun(server, remoteBrowser, dir, file, run) {
+async function chromiumRun(server, remoteBrowser, dir, file, run, joinOnly = false) {
   const room = `bench-chromium-${run}-${Date.now()}`;
   const remote = await joinRoom(remoteBrowser, server, room, "Remote");
   // A switch Chromium ignores marks this instance, so its browser process can be found.
   const marker = `--portal-bench-peer=${run}-${Date.now()}`;
-  const peerBrowser = await launchBrowser([marker]);
+  const peerBrowser = await launchBrowser([CAMERA_30FPS, marker]);
   const root = browserPid(marker);
   if (!root) throw new Error("no Chromium process id");
   try {
@@ -266,8 +283,21 @@ async function chromiumRun(server, remoteBrowser, dir, file, run) {
     await page.getByRole("button", { name: "Join" }).click();
     await page.waitForFunction(() => window.__bench.frame !== null, null, { timeout: 30_000 });
     const joinMs = await page.evaluate(() => window.__bench.frame - window.__bench.clicked);
+    if (joinOnly) return { joinMs };
     await sleep(WARMUP_MS);
+    const before = await chromiumVideo(page);
+    const t0Window = Date.now();
     const usage = await measure(() => tree(root), CPU_WINDOW_MS);
+    const after = await chromiumVideo(page);
+    const windowMs = Date.now() - t0Window;
+    const video = {
+      encoder: after.encoder,
+      sent: after.sent,
+      sentFps: fps(before.framesEncoded, after.framesEncoded, windowMs),
+      limitation: after.limitation,
+      decoded: after.received,
+      decodedFps: fps(before.framesDecoded, after.framesDecoded, windowMs),
+    };
 
     await page.getByRole("tab", { name: "Files" }).click();
     await offerFile(remote, file);
@@ -277,12 +307,37 @@ async function chromiumRun(server, remoteBrowser, dir, file, run) {
     await page.waitForFunction(() => window.__bench.done !== null || document.querySelector('.file-item[data-state="failed"]'), null, { timeout: 600_000, polling: 200 });
     const { accepted, done } = await page.evaluate(() => window.__bench);
     if (done === null) throw new Error("the file failed in Chromium");
-    return { joinMs, ...usage, fileMiBs: FILE_MIB / ((done - accepted) / 1000) };
+    return { joinMs, ...usage, ...video, fileMiBs: FILE_MIB / ((done - accepted) / 1000) };
   } finally {
     await peerBrowser.close().catch(() => undefined);
     await remote.context().close().catch(() => undefined);
   }
 }
+
+/** The Chromium peer's video as its own stats see it (its one peer connection). */
+async function chromiumVideo(page) {
+  return page.evaluate(async () => {
+    const peer = [...window.portal.peers.values()][0];
+    const out = { framesEncoded: 0, framesDecoded: 0 };
+    (await peer.pc.getStats()).forEach((s) => {
+      if (s.type === "outbound-rtp" && s.kind === "video" && s.framesEncoded > out.framesEncoded) {
+        Object.assign(out, {
+          framesEncoded: s.framesEncoded,
+          sent: `${s.frameWidth}x${s.frameHeight}`,
+          encoder: s.encoderImplementation,
+          limitation: s.qualityLimitationReason,
+        });
+      }
+      if (s.type === "inbound-rtp" && s.kind === "video" && s.framesDecoded > out.framesDecoded) {
+        Object.assign(out, { framesDecoded: s.framesDecoded, received: `${s.frameWidth}x${s.frameHeight}` });
+      }
+    });
+    return out;
+  });
+}
+
+/** Frames per second between two counter readings `ms` apart. */
+const fps = (before, after, ms) => round(((after - before) * 1000) / ms, 1);
 
 async function retryOnce(what, fn) {
   try {
@@ -294,7 +349,7 @@ async function retryOnce(what, fn) {
 }
 
 const server = await startServer();
-const remoteBrowser = await launchBrowser();
+const remoteBrowser = await launchBrowser([CAMERA_30FPS]);
 const dir = mkdtempSync(join(tmpdir(), "portal-bench-kiosk-"));
 let exitCode = 0;
 try {
@@ -302,27 +357,43 @@ try {
   await randomFile(file, FILE_MIB);
   const kiosk = [];
   const chromium = [];
+  const kioskJoins = [];
+  const chromiumJoins = [];
   // Alternate, so a slow minute on a shared machine hits both.
   for (let i = 0; i < RUNS; i++) {
     const k = await retryOnce("kiosk run", () => kioskRun(server, remoteBrowser, dir, file, i));
-    log(`kiosk run ${i + 1}/${RUNS}: first frame ${k.joinMs} ms, CPU ${k.cpu.toFixed(0)} %, RSS ${k.rss.toFixed(0)} MiB, PSS ${k.pss.toFixed(0)} MiB, file ${k.fileMiBs.toFixed(1)} MiB/s (${k.encoder}, ${k.sendKbps} kbit/s, decoding ${k.decoded})`);
+    log(`kiosk run ${i + 1}/${RUNS}: first frame ${k.joinMs} ms, CPU ${k.cpu.toFixed(0)} %, RSS ${k.rss.toFixed(0)} MiB, PSS ${k.pss.toFixed(0)} MiB, file ${k.fileMiBs.toFixed(1)} MiB/s (${k.encoder} ${k.sent}@${k.sentFps}, ${k.sendKbps} kbit/s, decoding ${k.decoded}@${k.decodedFps})`);
     kiosk.push(k);
     const c = await retryOnce("chromium run", () => chromiumRun(server, remoteBrowser, dir, file, i));
-    log(`chromium run ${i + 1}/${RUNS}: first frame ${c.joinMs.toFixed(0)} ms, CPU ${c.cpu.toFixed(0)} %, RSS ${c.rss.toFixed(0)} MiB, PSS ${c.pss.toFixed(0)} MiB, file ${c.fileMiBs.toFixed(1)} MiB/s`);
+    log(`chromium run ${i + 1}/${RUNS}: first frame ${c.joinMs.toFixed(0)} ms, CPU ${c.cpu.toFixed(0)} %, RSS ${c.rss.toFixed(0)} MiB, PSS ${c.pss.toFixed(0)} MiB, file ${c.fileMiBs.toFixed(1)} MiB/s (${c.encoder} ${c.sent}@${c.sentFps}, limited by ${c.limitation}, decoding ${c.decoded}@${c.decodedFps})`);
     chromium.push(c);
+    kioskJoins.push(k.joinMs);
+    chromiumJoins.push(c.joinMs);
+    for (let j = 0; j < EXTRA_JOINS; j++) {
+      const tag = `${i}-${j}`;
+      kioskJoins.push((await retryOnce("kiosk join", () => kioskRun(server, remoteBrowser, dir, file, tag, true))).joinMs);
+      chromiumJoins.push((await retryOnce("chromium join", () => chromiumRun(server, remoteBrowser, dir, file, tag, true))).joinMs);
+    }
+    log(`joins so far: kiosk ${kioskJoins.map((x) => x.toFixed(0)).join(", ")} ms; chromium ${chromiumJoins.map((x) => x.toFixed(0)).join(", ")} ms`);
   }
   const pick = (rows, key, digits) => series(rows.map((r) => r[key]), digits);
-  const side = (rows) => ({
-    joinToFirstFrameMs: pick(rows, "joinMs", 0),
+  const side = (rows, joins) => ({
+    joinToFirstFrameMs: series(joins, 0),
     cpuPercent: pick(rows, "cpu", 1),
     rssMiB: pick(rows, "rss", 1),
     pssMiB: pick(rows, "pss", 1),
     fileReceiveMiBs: pick(rows, "fileMiBs", 1),
+    sentFps: pick(rows, "sentFps", 1),
+    decodedFps: pick(rows, "decodedFps", 1),
+    // What was sent and decoded in the last run (Chromium adapts to its CPU).
+    sent: rows.at(-1).sent,
+    decoded: rows.at(-1).decoded,
+    encoder: rows.at(-1).encoder,
   });
   console.log(
     JSON.stringify({
-      kiosk: { ...side(kiosk), encoder: kiosk[0].encoder, decoded: kiosk[0].decoded },
-      chromium: side(chromium),
+      kiosk: side(kiosk, kioskJoins),
+      chromium: side(chromium, chromiumJoins),
       fileSizeMib: FILE_MIB,
       cpuWindowS: CPU_WINDOW_MS / 1000,
     }),
