@@ -292,10 +292,7 @@ impl Receiver {
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |appsink| {
                     let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let Some(info) = sample
-                        .caps()
-                        .and_then(|caps| gst_video::VideoInfo::from_caps(caps).ok())
-                    else {
+                    let Some(info) = video_info(&sample) else {
                         return Ok(gst::FlowSuccess::Ok);
                     };
                     if counters.frames_decoded.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -307,7 +304,11 @@ impl Receiver {
                         u64::from(info.width()) << 32 | u64::from(info.height()),
                         Ordering::Relaxed,
                     );
-                    let frame = if deliver { to_frame(&sample) } else { None };
+                    let frame = if deliver {
+                        to_frame(&sample, &info)
+                    } else {
+                        None
+                    };
                     *latest
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sample);
@@ -405,19 +406,15 @@ impl Receiver {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()?;
-        let rgba = sample.caps().and_then(|caps| {
-            caps.structure(0)
-                .and_then(|s| s.get::<&str>("format").ok())
-                .map(|format| format == "RGBA")
-        });
-        if rgba == Some(true) {
-            return to_frame(&sample);
+        let info = video_info(&sample)?;
+        if info.format() == gst_video::VideoFormat::Rgba {
+            return to_frame(&sample, &info);
         }
         let caps = gst_video::VideoCapsBuilder::new()
             .format(gst_video::VideoFormat::Rgba)
             .build();
         match gst_video::convert_sample(&sample, &caps, Some(gst::ClockTime::from_seconds(2))) {
-            Ok(converted) => to_frame(&converted),
+            Ok(converted) => to_frame(&converted, &video_info(&converted)?),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot convert the latest frame to RGBA");
                 None
@@ -495,9 +492,12 @@ fn bus_hook(counters: &Arc<Counters>, on_keyframe: Option<KeyframeHook>) -> BusH
     })
 }
 
-fn to_frame(sample: &gst::Sample) -> Option<VideoFrame> {
-    let caps = sample.caps()?;
-    let info = gst_video::VideoInfo::from_caps(caps).ok()?;
+fn video_info(sample: &gst::Sample) -> Option<gst_video::VideoInfo> {
+    gst_video::VideoInfo::from_caps(sample.caps()?).ok()
+}
+
+/// An RGBA `sample` (described by `info`) as a [`VideoFrame`].
+fn to_frame(sample: &gst::Sample, info: &gst_video::VideoInfo) -> Option<VideoFrame> {
     let buffer = sample.buffer_owned()?;
     let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds()));
     let mapped = buffer.into_mapped_buffer_readable().ok()?;
