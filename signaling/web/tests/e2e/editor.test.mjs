@@ -84,6 +84,15 @@ test("two browsers edit one document: text, language, cursors and presenting", a
       await b.keyboard.press("Control+Home");
       const head = a.locator(`.editor-host .yRemoteSelectionHead-${idB}`);
       await head.waitFor({ state: "attached", timeout: 15_000 });
+      // The caret element can appear before the awareness update that styles its label.
+      await a.waitForFunction(
+        (cls) => {
+          const el = document.querySelector(`.editor-host .${cls}`);
+          return el !== null && getComputedStyle(el, "::after").content === '"Bo"';
+        },
+        `yRemoteSelectionHead-${idB}`,
+        WAIT,
+      );
       const label = await head.evaluate((el) => {
         const after = getComputedStyle(el, "::after");
         return { content: after.content, background: after.backgroundColor, border: getComputedStyle(el).borderLeftColor };
