@@ -1,9 +1,10 @@
 //! Measures the CPU the sender costs: capture from the sim camera and encode one codec
 //! for a while, then print the process's CPU time as a share of one core.
 //!
-//! `cargo run --release -p portal-media --example encode_cpu -- [h264|vp8|opus] [WxH] [seconds]`
+//! `cargo run --release -p portal-media --example encode_cpu -- [h264|vp8|opus] [WxH] [seconds] [camera]`
 //!
-//! The figure includes `videotestsrc` (the source) like FIELD-NOTES.md's table does.
+//! The figure includes the source: the sim board's default camera (`sim:call`), or the one
+//! named (`sim:bars` is the `videotestsrc` FIELD-NOTES.md's table was measured with).
 //! CPU time comes from `/proc/self/stat` (utime + stime, in USER_HZ = 100 ticks a second).
 
 use std::time::{Duration, Instant};
@@ -42,8 +43,9 @@ fn main() {
         .unwrap_or((640, 480));
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
 
+    let camera_id = args.next();
     let board = SimBoard::default();
-    let (Ok(camera), Ok(mic)) = (board.camera(None), board.microphone(None)) else {
+    let (Ok(camera), Ok(mic)) = (board.camera(camera_id.as_deref()), board.microphone(None)) else {
         eprintln!("the sim board has no camera or microphone");
         std::process::exit(1);
     };

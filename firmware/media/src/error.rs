@@ -7,6 +7,9 @@ pub enum MediaError {
     /// GStreamer itself could not start (no library, broken registry).
     #[error("GStreamer failed to initialise: {0}")]
     Init(#[source] gstreamer::glib::Error),
+    /// One of this crate's own elements could not be registered with GStreamer.
+    #[error("registering Portal's GStreamer elements failed: {0}")]
+    Register(String),
     /// No element for this job exists on the system (a plugin package is missing).
     #[error("no GStreamer element for {what} (tried {tried})")]
     MissingElement { what: &'static str, tried: String },

@@ -10,13 +10,15 @@
 //!   keyframe-request hook for PLIs, and PNG snapshots.
 //!
 //! Devices are element descriptions from `portal-board`, so tests run the real pipelines
-//! on `videotestsrc`/`audiotestsrc` without hardware. This crate moves media; what to send
+//! on test sources without hardware (`audiotestsrc`, `videotestsrc`, and [`simcam`], this
+//! crate's cheap call-like test camera). This crate moves media; what to send
 //! to whom is decided in `portal-engine`, and RTP transport is `portal-net`'s.
 
 pub mod receiver;
 pub mod sample;
 pub mod select;
 pub mod sender;
+pub mod simcam;
 pub mod snapshot;
 
 mod error;
@@ -30,7 +32,13 @@ pub use sample::{Codec, Delivery, EncodedSample, SampleCallback};
 pub use select::{H264Encoder, preload};
 pub use sender::{CodecStats, Sender, SenderConfig, Subscription, SubscriptionGuard};
 
-/// Initialises GStreamer (idempotent; every constructor here calls it).
+/// Initialises GStreamer and registers this crate's own elements ([`simcam`]); idempotent,
+/// and every constructor here calls it.
 pub fn init() -> Result<(), MediaError> {
-    gstreamer::init().map_err(MediaError::Init)
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    gstreamer::init().map_err(MediaError::Init)?;
+    REGISTERED
+        .get_or_init(|| simcam::register().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(MediaError::Register)
 }
