@@ -8,7 +8,8 @@
 //! libraries, so the UI's Settings screen can list devices without pulling in media code.
 //!
 //! Two backends, picked at run time with [`open`] (each is also a cargo feature):
-//! - [`sim`] (default): test sources that need no hardware — `videotestsrc is-live=true`,
+//! - [`sim`] (default): test sources that need no hardware — `portal-media`'s own
+//!   `portalsimcam` (falling back to `videotestsrc is-live=true`), `videotestsrc` patterns,
 //!   `audiotestsrc is-live=true`, and a speaker that takes audio in real time
 //!   (`fakesink sync=true`; `sim:alsa-null` uses ALSA's `null` device). Used by tests,
 //!   CI and laptops.
@@ -53,7 +54,7 @@ impl fmt::Display for DeviceKind {
 /// One device as the Settings screen lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {
-    /// Stable id to store in the kiosk's config (`/dev/video0`, `plughw:1,0`, `sim:bars`).
+    /// Stable id to store in the kiosk's config (`/dev/video0`, `plughw:1,0`, `sim:call`).
     pub id: String,
     /// What a person reads ("HD Pro Webcam C920").
     pub label: String,

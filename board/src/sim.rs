@@ -1,12 +1,16 @@
-//! A board with no hardware: GStreamer's live test sources and a speaker that plays to
-//! nowhere in real time. Tests, CI and laptops run the kiosk on it.
+//! A board with no hardware: live test sources and a speaker that plays to nowhere in real
+//! time. Tests, CI and laptops run the kiosk on it.
 //!
-//! Cameras are `videotestsrc` patterns. The default, `sim:bars`, is SMPTE bars scrolling
-//! sideways: every frame changes, so encoders and decoders do real work, and it costs about
-//! a third of `sim:ball` to draw (at 720p30 ~6 % of a core against ~17 %: the ball pattern
-//! renders an anti-aliased circle per frame in software), which would otherwise be counted
-//! against the kiosk in `cargo xtask bench kiosk`. The microphone is a quiet sine tone, and the default speaker (`sim:null`) is a
-//! `fakesink sync=true`, which takes the decoded audio at the pace of the clock, as a sound
+//! The default camera, `sim:call`, is `portalsimcam` (registered by `portal-media` when it
+//! initialises GStreamer): what a webcam in a call mostly shows — a still field, a disc
+//! drifting across it, a frame counter — the same kind of picture as Chromium's fake camera,
+//! drawn at almost no cost, as a V4L2 camera delivers frames by DMA. Where that element is not
+//! registered (a plain `gst-launch-1.0`), its description falls back to scrolling bars. The
+//! other cameras are `videotestsrc` patterns: `sim:bars`, SMPTE bars scrolling sideways
+//! (every pixel changes every frame: the encoder's worst case, ~5 % of a core at 720p30 to
+//! draw), `sim:ball` (~17 %: an anti-aliased ball painted per pixel) and a still
+//! `sim:smpte`. The microphone is a quiet sine tone, and the default speaker (`sim:null`) is
+//! a `fakesink sync=true`, which takes the decoded audio at the pace of the clock, as a sound
 //! card would. `sim:alsa-null` goes through ALSA's `null` device instead (with
 //! `provide-clock=false`), for checking the ALSA path; that device does not run in real
 //! time, so GStreamer's ring buffer spins a core writing to it, and it is not the default.
@@ -16,16 +20,31 @@ use crate::{
     Support, pick,
 };
 
-/// Camera patterns offered, as (id suffix, `videotestsrc` properties, label); the first is
-/// the default.
-const CAMERAS: &[(&str, &str, &str)] = &[
+/// The element `portal-media` registers for `sim:call`.
+pub const SIM_CAMERA_ELEMENT: &str = "portalsimcam";
+
+/// Scrolling SMPTE bars.
+const BARS: &str = "videotestsrc is-live=true pattern=smpte horizontal-speed=8";
+
+/// Cameras offered, as (id suffix, launch descriptions in order of preference, label); the
+/// first is the default.
+const CAMERAS: &[(&str, &[&str], &str)] = &[
     (
-        "bars",
-        "pattern=smpte horizontal-speed=8",
-        "Test camera (moving colour bars)",
+        "call",
+        &[SIM_CAMERA_ELEMENT, BARS],
+        "Test camera (a call: still field, moving disc)",
     ),
-    ("ball", "pattern=ball", "Test camera (moving ball)"),
-    ("smpte", "pattern=smpte", "Test camera (still colour bars)"),
+    ("bars", &[BARS], "Test camera (moving colour bars)"),
+    (
+        "ball",
+        &["videotestsrc is-live=true pattern=ball"],
+        "Test camera (moving ball)",
+    ),
+    (
+        "smpte",
+        &["videotestsrc is-live=true pattern=smpte"],
+        "Test camera (still colour bars)",
+    ),
 ];
 
 /// The simulated board.
@@ -83,14 +102,17 @@ impl Board for SimBoard {
     fn camera(&self, id: Option<&str>) -> Result<Source, Error> {
         let devices = Self::all_devices();
         let device = pick(&devices, DeviceKind::Camera, id)?.clone();
-        let pattern = CAMERAS
+        let launches = CAMERAS
             .iter()
             .find(|(suffix, _, _)| device.id.strip_prefix("sim:") == Some(*suffix))
-            .map_or(CAMERAS[0].1, |(_, pattern, _)| *pattern);
-        Ok(Source {
-            device,
-            launch: ElementDescription::new(format!("videotestsrc is-live=true {pattern}")),
-        })
+            .map_or(CAMERAS[0].1, |(_, launches, _)| *launches);
+        let (first, rest) = launches
+            .split_first()
+            .expect("every camera has a description");
+        let launch = rest
+            .iter()
+            .fold(ElementDescription::new(*first), |d, next| d.or(*next));
+        Ok(Source { device, launch })
     }
 
     fn microphone(&self, id: Option<&str>) -> Result<Source, Error> {
@@ -126,15 +148,18 @@ mod tests {
     fn defaults_are_live_test_sources() {
         let board = SimBoard::default();
         let cam = board.camera(None).unwrap();
-        assert_eq!(cam.device.id, "sim:bars");
+        assert_eq!(cam.device.id, "sim:call");
         assert_eq!(
-            cam.launch.preferred(),
-            "videotestsrc is-live=true pattern=smpte horizontal-speed=8"
+            cam.launch.candidates().collect::<Vec<_>>(),
+            [
+                "portalsimcam",
+                "videotestsrc is-live=true pattern=smpte horizontal-speed=8"
+            ]
         );
-        assert!(
-            cam.launch
-                .preferred()
-                .starts_with("videotestsrc is-live=true")
+        let bars = board.camera(Some("sim:bars")).unwrap();
+        assert_eq!(
+            bars.launch.candidates().collect::<Vec<_>>(),
+            ["videotestsrc is-live=true pattern=smpte horizontal-speed=8"]
         );
         let mic = board.microphone(None).unwrap();
         assert!(
