@@ -42,6 +42,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpTransceiverId;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -500,7 +501,13 @@ impl Peer {
         let rtc_config = RTCConfigurationBuilder::new()
             .with_ice_servers(config.ice_servers.iter().map(to_rtc_ice_server).collect())
             .build();
-        let mut settings = SettingEngineBuilder::new();
+        // Answering, be the DTLS server (`a=setup:passive`). As the client, our ClientHello
+        // goes out when our (controlled) ICE agent sees the remote's nomination, and Chromium
+        // answered it only 130-185 ms later, once its own checks had made the pair writable;
+        // as the server we answer the remote's ClientHello the moment it arrives, and join to
+        // first remote frame drops by about that much (`cargo xtask bench kiosk`).
+        let mut settings =
+            SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Server);
         if let Some(t) = config.ice_timeouts {
             settings =
                 settings.with_ice_timeouts(Some(t.disconnected), Some(t.failed), Some(t.keepalive));
