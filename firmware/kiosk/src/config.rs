@@ -14,6 +14,10 @@
 //! max_file_mib = 2048
 //! board = "sim"              # sim | linux
 //! snapshot_dir = "/tmp/portal-kiosk"
+//! [devices]                  # board device ids (the Settings screen lists them); default: the board's first
+//! camera = "/dev/video0"     # sim: "sim:call", "sim:bars", ...
+//! microphone = "plughw:1,0"
+//! speaker = "plughw:1,0"
 //! [video]
 //! width = 640
 //! height = 480
@@ -76,6 +80,15 @@ pub(crate) struct Cli {
     /// Where `POST /snapshot` writes PNGs.
     #[arg(long)]
     pub snapshot_dir: Option<PathBuf>,
+    /// Camera by board device id (`/dev/video0`, `sim:bars`).
+    #[arg(long)]
+    pub camera: Option<String>,
+    /// Microphone by board device id.
+    #[arg(long)]
+    pub microphone: Option<String>,
+    /// Speaker by board device id.
+    #[arg(long)]
+    pub speaker: Option<String>,
 }
 
 /// The receive policy as written in the config and on the command line.
@@ -109,6 +122,15 @@ pub(crate) struct VideoFile {
     pub max_kbps: Option<u32>,
 }
 
+/// Which of the board's devices to use; `None`: the board's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Devices {
+    pub camera: Option<String>,
+    pub microphone: Option<String>,
+    pub speaker: Option<String>,
+}
+
 /// Network settings.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +160,8 @@ pub(crate) struct ConfigFile {
     pub video: VideoFile,
     #[serde(default)]
     pub net: NetFile,
+    #[serde(default)]
+    pub devices: Devices,
 }
 
 /// The settings in force.
@@ -164,6 +188,7 @@ pub(crate) struct Config {
     pub bitrate: portal_engine::BitrateConfig,
     pub udp_ports: Option<(u16, u16)>,
     pub ice_timeouts: Option<portal_net::IceTimeouts>,
+    pub devices: Devices,
 }
 
 impl Config {
@@ -244,6 +269,11 @@ impl Config {
             bitrate,
             udp_ports: file.net.udp_ports,
             ice_timeouts,
+            devices: Devices {
+                camera: cli.camera.or(file.devices.camera),
+                microphone: cli.microphone.or(file.devices.microphone),
+                speaker: cli.speaker.or(file.devices.speaker),
+            },
         })
     }
 }
@@ -329,6 +359,26 @@ mod tests {
         assert_eq!(config.bitrate, portal_engine::BitrateConfig::default());
         assert_eq!(config.udp_ports, None);
         assert_eq!(config.ice_timeouts, None);
+        assert_eq!(config.devices, Devices::default());
+    }
+
+    #[test]
+    fn devices_come_from_the_file_and_the_command_line() {
+        let file: ConfigFile = toml::from_str(
+            "room = \"r\"\n[devices]\ncamera = \"/dev/video0\"\nspeaker = \"plughw:1,0\"\n",
+        )
+        .expect("valid toml");
+        let config = Config::merge(cli(&["--camera", "sim:bars"]), file).expect("config");
+        assert_eq!(
+            config.devices,
+            Devices {
+                camera: Some("sim:bars".into()),
+                microphone: None,
+                speaker: Some("plughw:1,0".into()),
+            }
+        );
+        let unknown = toml::from_str::<ConfigFile>("[devices]\nwebcam = \"x\"\n");
+        assert!(unknown.is_err(), "unknown device keys are refused");
     }
 
     #[test]

@@ -47,7 +47,7 @@ use portal_media::{Sender, SenderConfig};
 use portal_net::signaling::{self, SignalingConfig};
 use tokio::sync::mpsc;
 
-use crate::config::{Cli, Config};
+use crate::config::{Cli, Config, Devices};
 use crate::files::FileStore;
 use crate::session::{Gates, Media, NetSettings, Request, SessionSetup};
 
@@ -79,14 +79,6 @@ fn init_tracing() {
         .init();
 }
 
-/// The board's devices chosen now (the config's, or the defaults), shared by every call.
-#[derive(Clone, Debug, Default)]
-struct Chosen {
-    camera: Option<String>,
-    microphone: Option<String>,
-    speaker: Option<String>,
-}
-
 /// Loads the media plugins a call needs (see [`portal_media::preload`]), so the first
 /// call does not wait for them; returns once they are loaded.
 fn preload_media(facts: &portal_board::BoardFacts) {
@@ -106,11 +98,11 @@ fn preload_media_in_background(board: &dyn portal_board::Board) {
     }
 }
 
-/// Opens the chosen devices and starts the one sender every peer shares.
+/// Opens the chosen devices (`None`: the board's default) and starts the one sender every peer shares.
 fn open_media(
     config: &Config,
     board: &dyn portal_board::Board,
-    chosen: &Chosen,
+    chosen: &Devices,
 ) -> anyhow::Result<Media> {
     let facts = board.facts();
     let camera = board
@@ -215,7 +207,7 @@ async fn run_headless(config: Config) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || preload_media(&facts))
         .await
         .context("preloading media plugins")?;
-    let media = open_media(&config, board.as_ref(), &Chosen::default())?;
+    let media = open_media(&config, board.as_ref(), &config.devices)?;
     let requests = serve_status(&config).await?;
     let room = config
         .room
@@ -266,10 +258,10 @@ async fn windowed(
     preload_media_in_background(board.as_ref());
     let requests = serve_status(&config).await?;
     let devices = board.devices().unwrap_or_default();
-    let chosen = Arc::new(Mutex::new(Chosen::default()));
+    let chosen = Arc::new(Mutex::new(config.devices.clone()));
     ui.apply(portal_ui::Update::Devices(device_lists(
         &devices,
-        &Chosen::default(),
+        &config.devices,
     )));
     let device = portal_ui::DeviceInfo {
         name: config.name.clone(),
@@ -348,7 +340,7 @@ async fn windowed(
 }
 
 /// The board's devices as the settings page lists them (ids; the default first).
-fn device_lists(devices: &[portal_board::DeviceInfo], chosen: &Chosen) -> portal_ui::Devices {
+fn device_lists(devices: &[portal_board::DeviceInfo], chosen: &Devices) -> portal_ui::Devices {
     use portal_board::DeviceKind;
     let ids = |kind: DeviceKind| -> Vec<String> {
         devices
