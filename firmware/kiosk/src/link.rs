@@ -199,9 +199,9 @@ struct Running {
     peer: Peer,
     shared: Arc<LinkShared>,
     negotiated: Option<[Option<Codec>; 3]>,
-    connected: bool,
-    /// `connected`, for the sample callbacks: until then samples are dropped.
-    live: Arc<AtomicBool>,
+    /// Whether the peer connection is up; shared with the sample callbacks, which drop
+    /// samples until it is.
+    connected: Arc<AtomicBool>,
     /// Subscriptions to the sender (dropping them unsubscribes).
     subscriptions: Arc<Mutex<Subscriptions>>,
     /// Whether the current negotiation's subscriptions were asked for.
@@ -252,8 +252,7 @@ async fn run(
         peer,
         shared,
         negotiated: None,
-        connected: false,
-        live: Arc::new(AtomicBool::new(false)),
+        connected: Arc::new(AtomicBool::new(false)),
         subscriptions: Arc::default(),
         subscribed: false,
         undecodable: [None; 3],
@@ -345,7 +344,9 @@ impl Running {
         let Some(bps) = self.peer.send_estimate() else {
             return;
         };
-        if !self.connected || self.shared.send_estimate.swap(bps, Ordering::Relaxed) == bps {
+        if !self.connected.load(Ordering::Relaxed)
+            || self.shared.send_estimate.swap(bps, Ordering::Relaxed) == bps
+        {
             return;
         }
         self.report(LinkEvent::SendEstimate(bps)).await;
@@ -362,10 +363,9 @@ impl Running {
         match event {
             PeerEvent::Signal(data) => self.report(LinkEvent::Signal(data)).await,
             PeerEvent::State(state) => {
-                let was = self.connected;
-                self.connected = state == ConnectionState::Connected;
-                self.live.store(self.connected, Ordering::Relaxed);
-                if self.connected && !was {
+                let now = state == ConnectionState::Connected;
+                let was = self.connected.swap(now, Ordering::Relaxed);
+                if now && !was {
                     // What the encoder made before this went nowhere: start with a keyframe.
                     let camera = self.negotiated.and_then(|send| send[Slot::Camera.index()]);
                     if let Some(codec) = camera {
@@ -458,7 +458,7 @@ impl Running {
             } else {
                 Arc::clone(&self.setup.gates.video)
             };
-            let live = Arc::clone(&self.live);
+            let live = Arc::clone(&self.connected);
             // Starting an encoder (and the camera) builds GStreamer pipelines, tens of ms,
             // off this task: it has the remote's candidates to apply meanwhile (ICE waited
             // for them while the encoders started here).
