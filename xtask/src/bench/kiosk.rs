@@ -36,6 +36,8 @@ struct Results {
     chromium: Side,
     file_size_mib: f64,
     cpu_window_s: f64,
+    #[serde(default)]
+    kiosk_camera: Option<String>,
 }
 
 /// Runs the kiosk benchmark; returns a Markdown report.
@@ -92,7 +94,8 @@ fn report(r: &Results) -> String {
     };
     let _ = writeln!(
         out,
-        "Kiosk (release `portal-kiosk --headless`) {}; Chromium {}. CPU over {:.0} s once the call runs, % of one core; Chromium summed over its process tree. File: {:.0} MiB from the remote.\n",
+        "Kiosk (release `portal-kiosk --headless`, camera `{}`) {}; Chromium (fake camera) {}. CPU over {:.0} s once the call runs, % of one core; Chromium summed over its process tree. File: {:.0} MiB from the remote.\n",
+        r.kiosk_camera.as_deref().unwrap_or("sim:call"),
         what(k),
         what(c),
         r.cpu_window_s,

@@ -19,7 +19,10 @@
 //       for Chromium from Accept to the verified download link.
 //
 // Env: PORTAL_SERVER_BIN, PORTAL_KIOSK_BIN (release builds); dist/ built. `--quick`: one
-// run, a 16 MiB file, a 6 s CPU window. The last stdout line is one JSON object.
+// run, a 16 MiB file, a 6 s CPU window. `--joins=N`: only (a), N joins a side.
+// `--camera=ID`: the kiosk's sim camera (default `sim:call`, a picture like Chromium's fake
+// camera; `sim:bars` moves every pixel, the encoder's worst case). The last stdout line is
+// one JSON object.
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -31,6 +34,8 @@ import { createInterface } from "node:readline";
 import { joinRoom, launchBrowser, startServer } from "../e2e/harness.mjs";
 
 const quick = process.argv.includes("--quick");
+const CAMERA = process.argv.find((a) => a.startsWith("--camera="))?.slice("--camera=".length);
+const JOINS_ONLY = Number(process.argv.find((a) => a.startsWith("--joins="))?.slice("--joins=".length) ?? 0);
 const RUNS = quick ? 1 : 3;
 // Join to first frame swings by ±100 ms from one join to the next (the remote's offer,
 // ICE, DTLS, the remote's keyframe), so each run also joins this many extra times for
@@ -152,7 +157,7 @@ async function startKiosk(server, room, dir) {
   writeFileSync(config, "[video]\nwidth = 1280\nheight = 720\nfps = 30\nkbps = 1500\nmax_kbps = 2500\n");
   const child = spawn(
     KIOSK_BIN,
-    ["--headless", "--server", server.base.replace("http", "ws"), "--room", room, "--name", "Bench kiosk", "--status-addr", "127.0.0.1:0", "--files-dir", join(dir, "files"), "--file-policy", "ask", "--max-file-mib", "4096", "--config", config],
+    ["--headless", "--server", server.base.replace("http", "ws"), "--room", room, "--name", "Bench kiosk", "--status-addr", "127.0.0.1:0", "--files-dir", join(dir, "files"), "--file-policy", "ask", "--max-file-mib", "4096", "--config", config, ...(CAMERA ? ["--camera", CAMERA] : [])],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, PORTAL_LOG: process.env.PORTAL_LOG ?? "warn" } },
   );
   const lines = createInterface({ input: child.stdout });
@@ -354,50 +359,60 @@ const dir = mkdtempSync(join(tmpdir(), "portal-bench-kiosk-"));
 let exitCode = 0;
 try {
   const file = join(dir, "payload.bin");
-  await randomFile(file, FILE_MIB);
+  await randomFile(file, JOINS_ONLY > 0 ? 1 : FILE_MIB);
   const kiosk = [];
   const chromium = [];
   const kioskJoins = [];
   const chromiumJoins = [];
-  // Alternate, so a slow minute on a shared machine hits both.
-  for (let i = 0; i < RUNS; i++) {
-    const k = await retryOnce("kiosk run", () => kioskRun(server, remoteBrowser, dir, file, i));
-    log(`kiosk run ${i + 1}/${RUNS}: first frame ${k.joinMs} ms, CPU ${k.cpu.toFixed(0)} %, RSS ${k.rss.toFixed(0)} MiB, PSS ${k.pss.toFixed(0)} MiB, file ${k.fileMiBs.toFixed(1)} MiB/s (${k.encoder} ${k.sent}@${k.sentFps}, ${k.sendKbps} kbit/s, decoding ${k.decoded}@${k.decodedFps})`);
-    kiosk.push(k);
-    const c = await retryOnce("chromium run", () => chromiumRun(server, remoteBrowser, dir, file, i));
-    log(`chromium run ${i + 1}/${RUNS}: first frame ${c.joinMs.toFixed(0)} ms, CPU ${c.cpu.toFixed(0)} %, RSS ${c.rss.toFixed(0)} MiB, PSS ${c.pss.toFixed(0)} MiB, file ${c.fileMiBs.toFixed(1)} MiB/s (${c.encoder} ${c.sent}@${c.sentFps}, limited by ${c.limitation}, decoding ${c.decoded}@${c.decodedFps})`);
-    chromium.push(c);
-    kioskJoins.push(k.joinMs);
-    chromiumJoins.push(c.joinMs);
-    for (let j = 0; j < EXTRA_JOINS; j++) {
-      const tag = `${i}-${j}`;
-      kioskJoins.push((await retryOnce("kiosk join", () => kioskRun(server, remoteBrowser, dir, file, tag, true))).joinMs);
-      chromiumJoins.push((await retryOnce("chromium join", () => chromiumRun(server, remoteBrowser, dir, file, tag, true))).joinMs);
+  if (JOINS_ONLY > 0) {
+    for (let j = 0; j < JOINS_ONLY; j++) {
+      kioskJoins.push((await retryOnce("kiosk join", () => kioskRun(server, remoteBrowser, dir, file, `j${j}`, true))).joinMs);
+      chromiumJoins.push((await retryOnce("chromium join", () => chromiumRun(server, remoteBrowser, dir, file, `j${j}`, true))).joinMs);
+      log(`join ${j + 1}/${JOINS_ONLY}: kiosk ${kioskJoins.at(-1).toFixed(0)} ms, chromium ${chromiumJoins.at(-1).toFixed(0)} ms`);
     }
-    log(`joins so far: kiosk ${kioskJoins.map((x) => x.toFixed(0)).join(", ")} ms; chromium ${chromiumJoins.map((x) => x.toFixed(0)).join(", ")} ms`);
+    console.log(JSON.stringify({ kiosk: { joinToFirstFrameMs: series(kioskJoins, 0) }, chromium: { joinToFirstFrameMs: series(chromiumJoins, 0) } }));
+  } else {
+    // Alternate, so a slow minute on a shared machine hits both.
+    for (let i = 0; i < RUNS; i++) {
+      const k = await retryOnce("kiosk run", () => kioskRun(server, remoteBrowser, dir, file, i));
+      log(`kiosk run ${i + 1}/${RUNS}: first frame ${k.joinMs} ms, CPU ${k.cpu.toFixed(0)} %, RSS ${k.rss.toFixed(0)} MiB, PSS ${k.pss.toFixed(0)} MiB, file ${k.fileMiBs.toFixed(1)} MiB/s (${k.encoder} ${k.sent}@${k.sentFps}, ${k.sendKbps} kbit/s, decoding ${k.decoded}@${k.decodedFps})`);
+      kiosk.push(k);
+      const c = await retryOnce("chromium run", () => chromiumRun(server, remoteBrowser, dir, file, i));
+      log(`chromium run ${i + 1}/${RUNS}: first frame ${c.joinMs.toFixed(0)} ms, CPU ${c.cpu.toFixed(0)} %, RSS ${c.rss.toFixed(0)} MiB, PSS ${c.pss.toFixed(0)} MiB, file ${c.fileMiBs.toFixed(1)} MiB/s (${c.encoder} ${c.sent}@${c.sentFps}, limited by ${c.limitation}, decoding ${c.decoded}@${c.decodedFps})`);
+      chromium.push(c);
+      kioskJoins.push(k.joinMs);
+      chromiumJoins.push(c.joinMs);
+      for (let j = 0; j < EXTRA_JOINS; j++) {
+        const tag = `${i}-${j}`;
+        kioskJoins.push((await retryOnce("kiosk join", () => kioskRun(server, remoteBrowser, dir, file, tag, true))).joinMs);
+        chromiumJoins.push((await retryOnce("chromium join", () => chromiumRun(server, remoteBrowser, dir, file, tag, true))).joinMs);
+      }
+      log(`joins so far: kiosk ${kioskJoins.map((x) => x.toFixed(0)).join(", ")} ms; chromium ${chromiumJoins.map((x) => x.toFixed(0)).join(", ")} ms`);
+    }
+    const pick = (rows, key, digits) => series(rows.map((r) => r[key]), digits);
+    const side = (rows, joins) => ({
+      joinToFirstFrameMs: series(joins, 0),
+      cpuPercent: pick(rows, "cpu", 1),
+      rssMiB: pick(rows, "rss", 1),
+      pssMiB: pick(rows, "pss", 1),
+      fileReceiveMiBs: pick(rows, "fileMiBs", 1),
+      sentFps: pick(rows, "sentFps", 1),
+      decodedFps: pick(rows, "decodedFps", 1),
+      // What was sent and decoded in the last run (Chromium adapts to its CPU).
+      sent: rows.at(-1).sent,
+      decoded: rows.at(-1).decoded,
+      encoder: rows.at(-1).encoder,
+    });
+    console.log(
+      JSON.stringify({
+        kiosk: side(kiosk, kioskJoins),
+        chromium: side(chromium, chromiumJoins),
+        fileSizeMib: FILE_MIB,
+        cpuWindowS: CPU_WINDOW_MS / 1000,
+        kioskCamera: CAMERA ?? "sim:call",
+      }),
+    );
   }
-  const pick = (rows, key, digits) => series(rows.map((r) => r[key]), digits);
-  const side = (rows, joins) => ({
-    joinToFirstFrameMs: series(joins, 0),
-    cpuPercent: pick(rows, "cpu", 1),
-    rssMiB: pick(rows, "rss", 1),
-    pssMiB: pick(rows, "pss", 1),
-    fileReceiveMiBs: pick(rows, "fileMiBs", 1),
-    sentFps: pick(rows, "sentFps", 1),
-    decodedFps: pick(rows, "decodedFps", 1),
-    // What was sent and decoded in the last run (Chromium adapts to its CPU).
-    sent: rows.at(-1).sent,
-    decoded: rows.at(-1).decoded,
-    encoder: rows.at(-1).encoder,
-  });
-  console.log(
-    JSON.stringify({
-      kiosk: side(kiosk, kioskJoins),
-      chromium: side(chromium, chromiumJoins),
-      fileSizeMib: FILE_MIB,
-      cpuWindowS: CPU_WINDOW_MS / 1000,
-    }),
-  );
 } catch (e) {
   log("failed:", e);
   exitCode = 1;
