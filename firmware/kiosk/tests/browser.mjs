@@ -124,6 +124,12 @@ const commands = {
     }, kioskVideo);
   },
 
+  async cameraOff(cmd) {
+    const button = tab(cmd).getByRole("button", { name: "Turn off camera" });
+    await button.click();
+    return { pressed: await button.getAttribute("aria-pressed") };
+  },
+
   async sendChat(cmd) {
     return tab(cmd).evaluate((text) => {
       const msg = { type: "chat", id: crypto.randomUUID(), from: "Browser", time: Date.now(), text };

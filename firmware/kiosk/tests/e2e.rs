@@ -430,6 +430,39 @@ async fn three_browsers_share_one_encoder() {
     server.stop().await;
 }
 
+/// What a browser sends the moment its channels open reaches a kiosk that joins after it.
+/// Answering, the kiosk is the DTLS (and so SCTP) server, and the browser's first message
+/// — its media state, here "camera off", sent once — can arrive in the packet that
+/// completes the association, before the kiosk has opened its side of the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browsers_first_message_reaches_a_kiosk_that_joins_later() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let data = TempDir::new("server-first");
+    let work = TempDir::new("work-first");
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let room = room("first");
+    let mut browser = Browser::start(&server, &room, "");
+    browser.call(json!({"cmd": "open", "name": "Ada"})).await;
+    let off = browser.call(json!({"cmd": "cameraOff", "tab": 0})).await;
+    assert_eq!(off["pressed"], json!("true"), "{off}");
+    // The race is won or lost per join; a few joins make a lost message likely to show.
+    for round in 0..3 {
+        let files = work.path().join(format!("files-{round}"));
+        let kiosk = Kiosk::start(&server, &room, &files, &[]).await;
+        kiosk
+            .wait("Ada's first message: her camera is off", |s| {
+                peer(s, "Ada").is_some_and(|p| {
+                    p["state"] == json!("connected") && p["media"]["video"] == json!(false)
+                })
+            })
+            .await;
+        let exit = kiosk.stop().await;
+        assert!(exit.success(), "clean exit: {exit}");
+    }
+    browser.quit().await;
+    server.stop().await;
+}
+
 /// Two kiosks in one room: the lower peer id offers, and each decodes the other's camera
 /// and microphone; chat goes between them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
