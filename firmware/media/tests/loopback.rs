@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use bytes::Bytes;
-use common::{PATIENCE, sim_sender, wait_for};
+use common::{PATIENCE, element, launch, sim_sender, wait_for};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -39,20 +39,9 @@ impl Payloader {
             "appsrc name=src is-live=true format=time do-timestamp=true caps=\"{caps}\" \
              ! {pay} ! appsink name=sink sync=false"
         );
-        let pipeline = gst::parse::launch(&description)
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
-        let src = pipeline
-            .by_name("src")
-            .unwrap()
-            .downcast::<gst_app::AppSrc>()
-            .unwrap();
-        let sink = pipeline
-            .by_name("sink")
-            .unwrap()
-            .downcast::<gst_app::AppSink>()
-            .unwrap();
+        let pipeline = launch(&description);
+        let src: gst_app::AppSrc = element(&pipeline, "src");
+        let sink: gst_app::AppSink = element(&pipeline, "sink");
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {

@@ -1,5 +1,8 @@
 //! `portalsimcam` in a real pipeline: what it negotiates, how it stamps frames, what it draws.
 
+mod common;
+
+use common::{element, launch};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -9,16 +12,8 @@ use portal_media::simcam::{BACKGROUND, DISC, ELEMENT_NAME};
 
 /// Runs `description` (ending in `appsink name=sink`) and pulls `n` samples.
 fn pull(description: &str, n: usize) -> Vec<gst::Sample> {
-    portal_media::init().unwrap();
-    let pipeline = gst::parse::launch(description)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let pipeline = launch(description);
+    let sink: gst_app::AppSink = element(&pipeline, "sink");
     pipeline.set_state(gst::State::Playing).unwrap();
     let samples = (0..n)
         .map(|_| {

@@ -1,16 +1,36 @@
-//! Helpers for the media tests: the sim board, bitstream inspection, and waiting for
-//! conditions with generous timeouts (the test machine is small and shared; no test
+//! Helpers for the media tests: the sim board, test pipelines, bitstream inspection, and
+//! waiting for conditions with generous timeouts (the test machine is small and shared; no test
 //! asserts how fast anything happens).
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::time::{Duration, Instant};
 
+use gstreamer as gst;
+use gstreamer::prelude::*;
 use portal_board::Board;
 use portal_board::sim::SimBoard;
 use portal_media::{EncodedSample, SenderConfig, Subscription};
 
 pub const PATIENCE: Duration = Duration::from_mins(1);
+
+/// A `gst-launch` description as a pipeline (not started).
+pub fn launch(description: &str) -> gst::Pipeline {
+    portal_media::init().expect("GStreamer");
+    gst::parse::launch(description)
+        .unwrap_or_else(|e| panic!("{description}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline")
+}
+
+/// The element called `name` in `pipeline`, as a `T` (an `AppSrc`, an `AppSink`, ...).
+pub fn element<T: IsA<gst::Element>>(pipeline: &gst::Pipeline, name: &str) -> T {
+    pipeline
+        .by_name(name)
+        .unwrap_or_else(|| panic!("no element {name}"))
+        .downcast::<T>()
+        .unwrap_or_else(|_| panic!("{name} is not a {}", T::static_type().name()))
+}
 
 /// A small sender config on the sim board (small frames keep a 2-core machine usable).
 pub fn sim_sender(width: u32, height: u32) -> SenderConfig {
