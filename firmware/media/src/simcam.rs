@@ -47,6 +47,11 @@ pub struct Yuv {
 }
 
 impl Yuv {
+    /// The value for I420 plane `index` (0 Y, 1 U, 2 V).
+    fn component(self, index: usize) -> u8 {
+        [self.y, self.u, self.v][index]
+    }
+
     #[allow(clippy::many_single_char_names)] // the textbook names
     pub const fn from_rgb(r: u8, g: u8, b: u8) -> Yuv {
         // Integer BT.601 (the coefficients scaled by 256), as libyuv does; every result is
@@ -101,99 +106,93 @@ impl Layout {
 /// `planes` are (data, stride) for Y, U and V; U and V are half size in both directions.
 pub(crate) fn draw(n: u64, width: usize, height: usize, fps: f64, planes: [(&mut [u8], usize); 3]) {
     let layout = Layout::at(n, width, height, fps);
-    let [(y, ys), (u, us), (v, vs)] = planes;
-    let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
-    fill(y, ys, width, height, BACKGROUND.y);
-    fill(u, us, cw, ch, BACKGROUND.u);
-    fill(v, vs, cw, ch, BACKGROUND.v);
-
-    disc(
-        y,
-        ys,
-        width,
-        height,
-        layout.cx,
-        layout.cy,
-        layout.radius,
-        DISC.y,
-    );
-    let (ccx, ccy, cr) = (layout.cx / 2.0, layout.cy / 2.0, layout.radius / 2.0);
-    disc(u, us, cw, ch, ccx, ccy, cr, DISC.u);
-    disc(v, vs, cw, ch, ccx, ccy, cr, DISC.v);
-
-    // The counter, top left: bit i of n is square i, lit or left as background.
-    let side = layout.square;
-    for bit in 0..COUNTER_BITS {
-        if n & (1 << bit) == 0 {
-            continue;
-        }
-        let x0 = side + bit as usize * side * 3 / 2;
-        rect(y, ys, width, height, x0, side, side, COUNTER_ON.y);
-        rect(u, us, cw, ch, x0 / 2, side / 2, side / 2, COUNTER_ON.u);
-        rect(v, vs, cw, ch, x0 / 2, side / 2, side / 2, COUNTER_ON.v);
-    }
-}
-
-fn fill(plane: &mut [u8], stride: usize, width: usize, height: usize, value: u8) {
-    if stride == width {
-        plane[..stride * height].fill(value);
-    } else {
-        for row in plane.chunks_mut(stride).take(height) {
-            row[..width].fill(value);
+    let chroma = (width.div_ceil(2), height.div_ceil(2));
+    let lit = (0..COUNTER_BITS).filter(|bit| n & (1 << bit) != 0);
+    for (index, (data, stride)) in planes.into_iter().enumerate() {
+        // Luma at full size, chroma at half; each plane takes its own component.
+        let (scale, (width, height)) = if index == 0 {
+            (1, (width, height))
+        } else {
+            (2, chroma)
+        };
+        let mut plane = Plane {
+            data,
+            stride,
+            width,
+            height,
+        };
+        plane.fill(BACKGROUND.component(index));
+        let s = scale as f64;
+        plane.disc(
+            layout.cx / s,
+            layout.cy / s,
+            layout.radius / s,
+            DISC.component(index),
+        );
+        // The counter, top left: bit i of n is square i, lit or left as background.
+        let side = layout.square;
+        for bit in lit.clone() {
+            let x = side + bit as usize * side * 3 / 2;
+            plane.square(
+                x / scale,
+                side / scale,
+                side / scale,
+                COUNTER_ON.component(index),
+            );
         }
     }
 }
 
-/// Fills the disc at (`cx`, `cy`) of radius `r`, clipped to the plane, one span per row.
-#[allow(clippy::too_many_arguments)]
-fn disc(
-    plane: &mut [u8],
+/// One plane of a picture: `height` rows of `width` bytes, `stride` apart.
+struct Plane<'a> {
+    data: &'a mut [u8],
     stride: usize,
     width: usize,
     height: usize,
-    cx: f64,
-    cy: f64,
-    r: f64,
-    value: u8,
-) {
-    let top = (cy - r).floor().max(0.0) as usize;
-    let bottom = ((cy + r).ceil() as usize).min(height);
-    for row in top..bottom {
-        let dy = row as f64 + 0.5 - cy;
-        let half = r * r - dy * dy;
-        if half <= 0.0 {
-            continue;
-        }
-        let half = half.sqrt();
-        let x0 = (cx - half).round().max(0.0) as usize;
-        let x1 = ((cx + half).round().max(0.0) as usize).min(width);
-        if x0 < x1 {
-            plane[row * stride + x0..row * stride + x1].fill(value);
-        }
-    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn rect(
-    plane: &mut [u8],
-    stride: usize,
-    width: usize,
-    height: usize,
-    x: usize,
-    y: usize,
-    side: usize,
-    value: u8,
-) {
-    let x1 = (x + side).min(width);
-    for row in y..(y + side).min(height) {
-        if x < x1 {
-            plane[row * stride + x..row * stride + x1].fill(value);
+impl Plane<'_> {
+    fn fill(&mut self, value: u8) {
+        for row in self.data.chunks_mut(self.stride).take(self.height) {
+            row[..self.width].fill(value);
+        }
+    }
+
+    /// Fills columns `x0..x1` of `row`, clipped to the plane.
+    fn span(&mut self, row: usize, x0: usize, x1: usize, value: u8) {
+        let x1 = x1.min(self.width);
+        if row < self.height && x0 < x1 {
+            self.data[row * self.stride + x0..row * self.stride + x1].fill(value);
+        }
+    }
+
+    /// Fills the disc at (`cx`, `cy`) of radius `r`, one span per row.
+    fn disc(&mut self, cx: f64, cy: f64, r: f64, value: u8) {
+        let top = (cy - r).floor().max(0.0) as usize;
+        let bottom = (cy + r).ceil() as usize;
+        for row in top..bottom.min(self.height) {
+            let dy = row as f64 + 0.5 - cy;
+            let half = r * r - dy * dy;
+            if half <= 0.0 {
+                continue;
+            }
+            let half = half.sqrt();
+            let x0 = (cx - half).round().max(0.0) as usize;
+            let x1 = (cx + half).round().max(0.0) as usize;
+            self.span(row, x0, x1, value);
+        }
+    }
+
+    /// Fills the `side` x `side` square whose top left corner is (`x`, `y`).
+    fn square(&mut self, x: usize, y: usize, side: usize, value: u8) {
+        for row in y..y + side {
+            self.span(row, x, x + side, value);
         }
     }
 }
 
 mod imp {
-    use std::sync::{LazyLock, Mutex};
+    use std::sync::{Arc, LazyLock, Mutex};
 
     use gst::subclass::prelude::*;
     use gst_base::prelude::*;
@@ -203,10 +202,77 @@ mod imp {
 
     use super::{draw, glib, gst, gst_base, gst_video};
 
+    /// What the caps decided, fixed until they change.
+    #[derive(Debug)]
+    struct Negotiated {
+        info: gst_video::VideoInfo,
+        /// One frame, non-zero.
+        duration: gst::ClockTime,
+        fps: f64,
+        /// Buffers of `info`'s size, recycled.
+        pool: gst::BufferPool,
+    }
+
+    impl Negotiated {
+        fn new(caps: &gst::Caps) -> Result<Negotiated, gst::LoggableError> {
+            let info = gst_video::VideoInfo::from_caps(caps)
+                .map_err(|_| gst::loggable_error!(gst::CAT_RUST, "caps {caps} are not video"))?;
+            let rate = info.fps();
+            let duration = u64::try_from(rate.numer())
+                .ok()
+                .filter(|&numer| numer > 0)
+                .and_then(|numer| gst::ClockTime::SECOND.mul_div_floor(rate.denom() as u64, numer))
+                .ok_or_else(|| {
+                    gst::loggable_error!(
+                        gst::CAT_RUST,
+                        "portalsimcam needs a fixed, non-zero framerate"
+                    )
+                })?;
+            let pool = gst_video::VideoBufferPool::new();
+            let mut config = pool.config();
+            config.set_params(Some(caps), info.size() as u32, 2, 0);
+            pool.set_config(config)
+                .map_err(|e| gst::loggable_error!(gst::CAT_RUST, "buffer pool: {e}"))?;
+            pool.set_active(true)
+                .map_err(|e| gst::loggable_error!(gst::CAT_RUST, "buffer pool: {e}"))?;
+            Ok(Negotiated {
+                fps: f64::from(rate.numer()) / f64::from(rate.denom()),
+                info,
+                duration,
+                pool: pool.upcast(),
+            })
+        }
+
+        /// Stamps frame `n` and draws it into `buffer`.
+        fn paint(&self, n: u64, buffer: &mut gst::BufferRef) -> Result<(), gst::FlowError> {
+            buffer.set_pts(self.duration * n);
+            buffer.set_duration(self.duration);
+            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &self.info)
+                .map_err(|_| gst::FlowError::Error)?;
+            let stride = |plane: usize| frame.plane_stride()[plane] as usize;
+            let strides = [stride(0), stride(1), stride(2)];
+            let [y, u, v, _] = frame.planes_data_mut();
+            draw(
+                n,
+                self.info.width() as usize,
+                self.info.height() as usize,
+                self.fps,
+                [(y, strides[0]), (u, strides[1]), (v, strides[2])],
+            );
+            Ok(())
+        }
+    }
+
+    impl Drop for Negotiated {
+        fn drop(&mut self) {
+            let _ = self.pool.set_active(false);
+        }
+    }
+
     #[derive(Debug, Default)]
     struct State {
-        info: Option<gst_video::VideoInfo>,
-        pool: Option<gst::BufferPool>,
+        negotiated: Option<Arc<Negotiated>>,
+        /// The next frame's number.
         frame: u64,
     }
 
@@ -216,40 +282,16 @@ mod imp {
     }
 
     impl SimCam {
-        fn frame_duration(info: &gst_video::VideoInfo) -> Option<gst::ClockTime> {
-            let fps = info.fps();
-            if fps.numer() <= 0 {
-                return None;
-            }
-            gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64)
-        }
-
-        /// Stamps and draws the next frame into `buffer`.
-        fn paint(&self, buffer: &mut gst::BufferRef) -> Result<(), gst::FlowError> {
-            let (info, n) = {
-                let mut state = self.state.lock().expect("simcam state");
-                let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-                let n = state.frame;
-                state.frame += 1;
-                (info, n)
-            };
-            let duration = Self::frame_duration(&info).ok_or(gst::FlowError::NotNegotiated)?;
-            let fps = f64::from(info.fps().numer()) / f64::from(info.fps().denom());
-            buffer.set_pts(duration * n);
-            buffer.set_duration(duration);
-            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &info)
-                .map_err(|_| gst::FlowError::Error)?;
-            let strides: Vec<usize> = frame.plane_stride().iter().map(|s| *s as usize).collect();
-            let (width, height) = (info.width() as usize, info.height() as usize);
-            let [y, u, v, _] = frame.planes_data_mut();
-            draw(
-                n,
-                width,
-                height,
-                fps,
-                [(y, strides[0]), (u, strides[1]), (v, strides[2])],
-            );
-            Ok(())
+        /// The negotiated format and the number of the frame to make now.
+        fn next_frame(&self) -> Result<(Arc<Negotiated>, u64), gst::FlowError> {
+            let mut state = self.state.lock().expect("simcam state");
+            let negotiated = state
+                .negotiated
+                .clone()
+                .ok_or(gst::FlowError::NotNegotiated)?;
+            let n = state.frame;
+            state.frame += 1;
+            Ok((negotiated, n))
         }
     }
 
@@ -324,26 +366,9 @@ mod imp {
         }
 
         fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
-            let info = gst_video::VideoInfo::from_caps(caps)
-                .map_err(|_| gst::loggable_error!(gst::CAT_RUST, "caps {caps} are not video"))?;
-            if Self::frame_duration(&info).is_none() {
-                return Err(gst::loggable_error!(
-                    gst::CAT_RUST,
-                    "portalsimcam needs a fixed, non-zero framerate"
-                ));
-            }
-            let pool = gst_video::VideoBufferPool::new();
-            let mut config = pool.config();
-            config.set_params(Some(caps), info.size() as u32, 2, 0);
-            pool.set_config(config)
-                .map_err(|e| gst::loggable_error!(gst::CAT_RUST, "buffer pool: {e}"))?;
-            pool.set_active(true)
-                .map_err(|e| gst::loggable_error!(gst::CAT_RUST, "buffer pool: {e}"))?;
-            let mut state = self.state.lock().expect("simcam state");
-            if let Some(old) = state.pool.replace(pool.upcast()) {
-                let _ = old.set_active(false);
-            }
-            state.info = Some(info);
+            // The previous format's pool (if any) is deactivated as it is dropped.
+            self.state.lock().expect("simcam state").negotiated =
+                Some(Arc::new(Negotiated::new(caps)?));
             Ok(())
         }
 
@@ -353,11 +378,7 @@ mod imp {
         }
 
         fn stop(&self) -> Result<(), gst::ErrorMessage> {
-            let mut state = self.state.lock().expect("simcam state");
-            if let Some(pool) = state.pool.take() {
-                let _ = pool.set_active(false);
-            }
-            state.info = None;
+            self.state.lock().expect("simcam state").negotiated = None;
             Ok(())
         }
 
@@ -377,12 +398,12 @@ mod imp {
         fn query(&self, query: &mut gst::QueryRef) -> bool {
             if let gst::QueryViewMut::Latency(q) = query.view_mut() {
                 let state = self.state.lock().expect("simcam state");
-                if let Some(frame) = state.info.as_ref().and_then(Self::frame_duration) {
-                    // A frame is out one frame duration after its time starts.
-                    q.set(true, frame, None);
-                    return true;
-                }
-                return false;
+                let Some(negotiated) = &state.negotiated else {
+                    return false;
+                };
+                // A frame is out one frame duration after its time starts.
+                q.set(true, negotiated.duration, None);
+                return true;
             }
             BaseSrcImplExt::parent_query(self, query)
         }
@@ -394,19 +415,13 @@ mod imp {
             buffer: Option<&mut gst::BufferRef>,
         ) -> Result<CreateSuccess, gst::FlowError> {
             // Into the buffer given, else one of our pool's: recycled, never allocated per frame.
+            let (negotiated, n) = self.next_frame()?;
             if let Some(buffer) = buffer {
-                self.paint(buffer)?;
+                negotiated.paint(n, buffer)?;
                 return Ok(CreateSuccess::FilledBuffer);
             }
-            let pool = self
-                .state
-                .lock()
-                .expect("simcam state")
-                .pool
-                .clone()
-                .ok_or(gst::FlowError::NotNegotiated)?;
-            let mut buffer = pool.acquire_buffer(None)?;
-            self.paint(buffer.get_mut().ok_or(gst::FlowError::Error)?)?;
+            let mut buffer = negotiated.pool.acquire_buffer(None)?;
+            negotiated.paint(n, buffer.get_mut().ok_or(gst::FlowError::Error)?)?;
             Ok(CreateSuccess::NewBuffer(buffer))
         }
     }
