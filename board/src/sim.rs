@@ -20,7 +20,7 @@ use crate::{
     Support, pick,
 };
 
-/// The element `portal-media` registers for `sim:call`.
+/// The element `portal-media` registers (as `portal_media::simcam`) for `sim:call`.
 pub const SIM_CAMERA_ELEMENT: &str = "portalsimcam";
 
 /// Scrolling SMPTE bars.

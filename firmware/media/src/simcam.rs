@@ -24,8 +24,8 @@ use gstreamer::prelude::*;
 use gstreamer_base as gst_base;
 use gstreamer_video as gst_video;
 
-/// The element's factory name.
-pub const ELEMENT_NAME: &str = "portalsimcam";
+/// The element's factory name: the one the sim board's default camera asks for.
+pub const ELEMENT_NAME: &str = portal_board::sim::SIM_CAMERA_ELEMENT;
 
 glib::wrapper! {
     /// The live test camera element (see the module docs).
