@@ -50,6 +50,8 @@ if (!KIOSK_BIN) throw new Error("PORTAL_KIOSK_BIN must name a built portal-kiosk
 // Chromium's fake camera runs at 20 fps unless told otherwise; the call is 720p30 on both
 // sides (the last copy of a switch wins).
 const CAMERA_30FPS = "--use-fake-device-for-media-stream=fps=30";
+// What the kiosk is configured to send.
+const KIOSK_VIDEO = { width: 1280, height: 720 };
 
 const log = (...args) => console.error("[bench kiosk]", ...args);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -154,7 +156,7 @@ async function measure(pids, ms) {
 async function startKiosk(server, room, dir) {
   mkdirSync(dir, { recursive: true });
   const config = join(dir, "kiosk.toml");
-  writeFileSync(config, "[video]\nwidth = 1280\nheight = 720\nfps = 30\nkbps = 1500\nmax_kbps = 2500\n");
+  writeFileSync(config, `[video]\nwidth = ${KIOSK_VIDEO.width}\nheight = ${KIOSK_VIDEO.height}\nfps = 30\nkbps = 1500\nmax_kbps = 2500\n`);
   const child = spawn(
     KIOSK_BIN,
     ["--headless", "--server", server.base.replace("http", "ws"), "--room", room, "--name", "Bench kiosk", "--status-addr", "127.0.0.1:0", "--files-dir", join(dir, "files"), "--file-policy", "ask", "--max-file-mib", "4096", "--config", config, ...(CAMERA ? ["--camera", CAMERA] : [])],
@@ -242,7 +244,8 @@ async function kioskRun(server, remoteBrowser, dir, file, run, joinOnly = false)
       fileMiBs: done.size / 1048576 / seconds,
       encoder: sending.encoderElements?.[0] ?? null,
       sendKbps: sending.bitrate,
-      sent: "1280x720",
+      // The kiosk encodes at its configured size, whatever the estimate.
+      sent: `${KIOSK_VIDEO.width}x${KIOSK_VIDEO.height}`,
       sentFps: fps(before.sending.framesEncoded, sending.framesEncoded, windowMs),
       decoded: `${video?.width}x${video?.height}`,
       decodedFps: fps(videoBefore?.framesDecoded ?? 0, video?.framesDecoded ?? 0, windowMs),
@@ -364,10 +367,14 @@ try {
   const chromium = [];
   const kioskJoins = [];
   const chromiumJoins = [];
+  // One join-only sample a side, kiosk first.
+  const joinEach = async (tag) => {
+    kioskJoins.push((await retryOnce("kiosk join", () => kioskRun(server, remoteBrowser, dir, file, tag, true))).joinMs);
+    chromiumJoins.push((await retryOnce("chromium join", () => chromiumRun(server, remoteBrowser, dir, file, tag, true))).joinMs);
+  };
   if (JOINS_ONLY > 0) {
     for (let j = 0; j < JOINS_ONLY; j++) {
-      kioskJoins.push((await retryOnce("kiosk join", () => kioskRun(server, remoteBrowser, dir, file, `j${j}`, true))).joinMs);
-      chromiumJoins.push((await retryOnce("chromium join", () => chromiumRun(server, remoteBrowser, dir, file, `j${j}`, true))).joinMs);
+      await joinEach(`j${j}`);
       log(`join ${j + 1}/${JOINS_ONLY}: kiosk ${kioskJoins.at(-1).toFixed(0)} ms, chromium ${chromiumJoins.at(-1).toFixed(0)} ms`);
     }
     console.log(JSON.stringify({ kiosk: { joinToFirstFrameMs: series(kioskJoins, 0) }, chromium: { joinToFirstFrameMs: series(chromiumJoins, 0) } }));
@@ -382,11 +389,7 @@ try {
       chromium.push(c);
       kioskJoins.push(k.joinMs);
       chromiumJoins.push(c.joinMs);
-      for (let j = 0; j < EXTRA_JOINS; j++) {
-        const tag = `${i}-${j}`;
-        kioskJoins.push((await retryOnce("kiosk join", () => kioskRun(server, remoteBrowser, dir, file, tag, true))).joinMs);
-        chromiumJoins.push((await retryOnce("chromium join", () => chromiumRun(server, remoteBrowser, dir, file, tag, true))).joinMs);
-      }
+      for (let j = 0; j < EXTRA_JOINS; j++) await joinEach(`${i}-${j}`);
       log(`joins so far: kiosk ${kioskJoins.map((x) => x.toFixed(0)).join(", ")} ms; chromium ${chromiumJoins.map((x) => x.toFixed(0)).join(", ")} ms`);
     }
     const pick = (rows, key, digits) => series(rows.map((r) => r[key]), digits);
