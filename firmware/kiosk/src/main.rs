@@ -98,7 +98,8 @@ fn preload_media_in_background(board: &dyn portal_board::Board) {
     }
 }
 
-/// Opens the chosen devices (`None`: the board's default) and starts the one sender every peer shares.
+/// Opens the chosen devices (`None`: the board's default) and starts the one sender every
+/// peer shares.
 fn open_media(
     config: &Config,
     board: &dyn portal_board::Board,

@@ -1,6 +1,6 @@
 //! Helpers for the media tests: the sim board, test pipelines, bitstream inspection, and
-//! waiting for conditions with generous timeouts (the test machine is small and shared; no test
-//! asserts how fast anything happens).
+//! waiting for conditions with generous timeouts (the test machine is small and shared; no
+//! test asserts how fast anything happens).
 
 #![allow(dead_code, unreachable_pub)]
 
