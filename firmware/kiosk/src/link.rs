@@ -20,16 +20,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use portal_board::{BoardFacts, Sink};
-use portal_engine::Channel as EngineChannel;
-use portal_engine::ConnectionState as EngineState;
 use portal_media::{
-    Codec as MediaCodec, Delivery, KeyframeHook, Receiver, ReceiverConfig, ReceiverStats, Sender,
-    SubscriptionGuard,
+    Delivery, KeyframeHook, Receiver, ReceiverConfig, ReceiverStats, Sender, SubscriptionGuard,
 };
-use portal_net::{
-    Channel, ChannelMessage, Codec, ConnectionState, MediaSample, Negotiation, Peer, PeerConfig,
-    PeerEvent, Slot,
-};
+use portal_net::{ChannelMessage, MediaSample, Negotiation, PeerConfig, PeerConnection, PeerEvent};
+use portal_proto::media::{Channel, Codec, ConnectionState, Slot};
 use portal_proto::{IceServer, PeerId, SignalData};
 use tokio::sync::mpsc;
 
@@ -49,9 +44,9 @@ pub(crate) enum Command {
 pub(crate) enum LinkEvent {
     /// Relay to the peer through signaling.
     Signal(SignalData),
-    State(EngineState),
-    ChannelOpened(EngineChannel),
-    ChannelClosed(EngineChannel),
+    State(ConnectionState),
+    ChannelOpened(Channel),
+    ChannelClosed(Channel),
     ChatText(String),
     FileText(String),
     FileBinary(Vec<u8>),
@@ -66,7 +61,7 @@ pub(crate) enum LinkEvent {
 /// A remote track being decoded, for the status endpoint and snapshots.
 #[derive(Debug)]
 pub(crate) struct Track {
-    pub codec: MediaCodec,
+    pub codec: Codec,
     pub payload_type: u8,
     pub receiver: Receiver,
 }
@@ -86,7 +81,7 @@ pub(crate) struct LinkShared {
 }
 
 impl LinkShared {
-    pub(crate) fn receiver_stats(&self, slot: Slot) -> Option<(MediaCodec, ReceiverStats)> {
+    pub(crate) fn receiver_stats(&self, slot: Slot) -> Option<(Codec, ReceiverStats)> {
         let tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
         tracks[slot.index()]
             .as_ref()
@@ -117,9 +112,9 @@ pub(crate) struct LinkSetup {
     /// Tagged with the link's serial, so the session can ignore a stopped link's last words.
     pub events: mpsc::Sender<(PeerId, u64, LinkEvent)>,
     pub serial: u64,
-    pub net: crate::session::NetSettings,
+    pub net: crate::media::NetSettings,
     /// Mute and camera off.
-    pub gates: crate::session::Gates,
+    pub gates: crate::media::Gates,
     /// Where decoded video goes besides the status endpoint (the touch screen).
     pub frames: Option<FrameRoute>,
 }
@@ -161,31 +156,6 @@ pub(crate) fn start(setup: LinkSetup) -> Link {
     }
 }
 
-fn media_codec(codec: Codec) -> MediaCodec {
-    match codec {
-        Codec::H264 => MediaCodec::H264,
-        Codec::Vp8 => MediaCodec::Vp8,
-        Codec::Opus => MediaCodec::Opus,
-    }
-}
-
-fn engine_state(state: ConnectionState) -> EngineState {
-    match state {
-        ConnectionState::New | ConnectionState::Connecting => EngineState::Connecting,
-        ConnectionState::Connected => EngineState::Connected,
-        ConnectionState::Disconnected => EngineState::Disconnected,
-        ConnectionState::Failed => EngineState::Failed,
-        ConnectionState::Closed => EngineState::Closed,
-    }
-}
-
-fn engine_channel(channel: Channel) -> EngineChannel {
-    match channel {
-        Channel::Chat => EngineChannel::Chat,
-        Channel::File => EngineChannel::File,
-    }
-}
-
 /// A link's subscriptions to the sender; `generation` moves on each renegotiation, so a
 /// subscription that finishes starting after it is dropped.
 #[derive(Default)]
@@ -196,7 +166,7 @@ struct Subscriptions {
 
 struct Running {
     setup: LinkSetup,
-    peer: Peer,
+    peer: PeerConnection,
     shared: Arc<LinkShared>,
     negotiated: Option<[Option<Codec>; 3]>,
     /// Whether the peer connection is up; shared with the sample callbacks, which drop
@@ -208,7 +178,7 @@ struct Running {
     subscribed: bool,
     /// Per slot, a `(codec, payload type)` whose receiver could not be built (not retried
     /// for every packet).
-    undecodable: [Option<(MediaCodec, u8)>; 3],
+    undecodable: [Option<(Codec, u8)>; 3],
 }
 
 async fn run(
@@ -230,7 +200,7 @@ async fn run(
         max: f64::from(bitrate.max_kbps) * 1000.0,
     });
     let remote = setup.remote;
-    let peer = match Peer::connect(config, peer_tx).await {
+    let peer = match PeerConnection::connect(config, peer_tx).await {
         Ok(peer) => peer,
         Err(e) => {
             tracing::warn!(%remote, error = %e, "peer connection could not be built");
@@ -369,10 +339,10 @@ impl Running {
                     // What the encoder made before this went nowhere: start with a keyframe.
                     let camera = self.negotiated.and_then(|send| send[Slot::Camera.index()]);
                     if let Some(codec) = camera {
-                        self.setup.sender.force_keyframe(media_codec(codec));
+                        self.setup.sender.force_keyframe(codec);
                     }
                 }
-                self.report(LinkEvent::State(engine_state(state))).await;
+                self.report(LinkEvent::State(state)).await;
             }
             PeerEvent::Negotiated { send } => {
                 *self
@@ -387,12 +357,10 @@ impl Running {
                 self.maybe_subscribe();
             }
             PeerEvent::ChannelOpen(channel) => {
-                self.report(LinkEvent::ChannelOpened(engine_channel(channel)))
-                    .await;
+                self.report(LinkEvent::ChannelOpened(channel)).await;
             }
             PeerEvent::ChannelClosed(channel) => {
-                self.report(LinkEvent::ChannelClosed(engine_channel(channel)))
-                    .await;
+                self.report(LinkEvent::ChannelClosed(channel)).await;
             }
             PeerEvent::BufferedAmountLow(Channel::File) => self.report_buffered().await,
             PeerEvent::Message { channel, message } => match (channel, message) {
@@ -422,10 +390,7 @@ impl Running {
                     .unwrap_or_else(PoisonError::into_inner)[slot.index()] = None;
             }
             PeerEvent::KeyframeRequested { slot, kind } => {
-                let codec = self
-                    .negotiated
-                    .and_then(|send| send[slot.index()])
-                    .map(media_codec);
+                let codec = self.negotiated.and_then(|send| send[slot.index()]);
                 if let Some(codec) = codec {
                     tracing::debug!(%remote, %slot, ?kind, "keyframe requested");
                     self.setup.sender.force_keyframe(codec);
@@ -467,7 +432,7 @@ impl Running {
             let remote = self.setup.remote;
             tokio::task::spawn_blocking(move || {
                 let guard = sender.subscribe_with(
-                    media_codec(codec),
+                    codec,
                     Box::new(move |sample| {
                         if !gate.load(Ordering::Relaxed) || !live.load(Ordering::Relaxed) {
                             // Muted, camera off, or not connected (yet): nothing goes out.
@@ -522,7 +487,7 @@ impl Running {
 
     /// Feeds a remote packet to its slot's receiver, making one when needed.
     fn rtp(&mut self, rtp: portal_net::RemoteRtp) {
-        let Some(codec) = rtp.codec.codec().map(media_codec) else {
+        let Some(codec) = rtp.codec.codec() else {
             return;
         };
         if self.undecodable[rtp.slot.index()] == Some((codec, rtp.payload_type)) {
@@ -541,7 +506,7 @@ impl Running {
             let config = ReceiverConfig::new(codec, rtp.payload_type, self.setup.facts.clone());
             // Building the pipeline takes a while: keep the runtime's other tasks going.
             let receiver = tokio::task::block_in_place(|| {
-                if codec == MediaCodec::Opus {
+                if codec == Codec::Opus {
                     Receiver::audio(&config, &self.setup.speaker, None)
                 } else {
                     let sink = self.setup.frames.clone().map(|route| {

@@ -12,8 +12,11 @@
 //! Devices are element descriptions from `portal-board`, so tests run the real pipelines
 //! on test sources without hardware (`audiotestsrc`, `videotestsrc`, and [`simcam`], this
 //! crate's cheap call-like test camera). This crate moves media; what to send
-//! to whom is decided in `portal-engine`, and RTP transport is `portal-net`'s.
+//! to whom is decided in `portal-engine`, and RTP transport is `portal-net`'s. The
+//! [`Codec`] and [`KeyframeRequest`] words are `portal_proto::media`'s, the same types
+//! `portal-net` speaks.
 
+pub mod frame;
 pub mod receiver;
 pub mod sample;
 pub mod select;
@@ -25,10 +28,10 @@ mod error;
 mod pipeline;
 
 pub use error::MediaError;
-pub use receiver::{
-    FrameSink, KeyframeHook, KeyframeRequest, Receiver, ReceiverConfig, ReceiverStats, VideoFrame,
-};
-pub use sample::{Codec, Delivery, EncodedSample, SampleCallback};
+pub use frame::VideoFrame;
+pub use portal_proto::media::{Codec, KeyframeRequest};
+pub use receiver::{FrameSink, KeyframeHook, Receiver, ReceiverConfig, ReceiverStats};
+pub use sample::{Delivery, EncodedSample, SampleCallback};
 pub use select::{H264Encoder, preload};
 pub use sender::{CodecStats, Sender, SenderConfig, Subscription, SubscriptionGuard};
 

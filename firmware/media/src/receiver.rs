@@ -30,38 +30,19 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use portal_board::{BoardFacts, Sink};
+use portal_proto::media::{Codec, KeyframeRequest};
 
+use crate::frame::VideoFrame;
 use crate::pipeline::{BusHook, Pipeline, first_that_builds};
-use crate::sample::Codec;
 use crate::select::{h264_decoder, require};
 use crate::{MediaError, init};
-
-/// One decoded video frame, RGBA.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VideoFrame {
-    pub width: u32,
-    pub height: u32,
-    /// Bytes per row (at least `width * 4`).
-    pub stride: u32,
-    pub data: Bytes,
-    pub pts: Option<Duration>,
-}
 
 /// Where decoded frames go (the UI, or nothing in headless mode). Called on the
 /// receiver's delivery thread, never on a GStreamer thread.
 pub type FrameSink = Box<dyn FnMut(&VideoFrame) + Send>;
 
-/// Why the receiver wants a keyframe from the remote sender.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeyframeRequest {
-    /// Packets were lost, or the stream started without a keyframe.
-    Loss,
-    /// The decoder reported an error.
-    DecodeError,
-}
-
-/// Called (on a GStreamer thread; keep it short) when the caller should send a PLI.
+/// Called (on a GStreamer thread; keep it short) when the caller should send a PLI;
+/// the request is [`KeyframeRequest::Loss`] or [`KeyframeRequest::DecodeError`].
 pub type KeyframeHook = Arc<dyn Fn(KeyframeRequest) + Send + Sync>;
 
 /// Consecutive video packets after which the jitter buffer starts without waiting out its
@@ -86,7 +67,7 @@ impl ReceiverConfig {
             payload_type,
             latency: match codec {
                 Codec::Opus => Duration::from_millis(60),
-                _ => Duration::from_millis(100),
+                Codec::H264 | Codec::Vp8 => Duration::from_millis(100),
             },
             facts,
         }

@@ -11,41 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-
-/// What is encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Codec {
-    /// H.264 constrained baseline, Annex B byte stream, one access unit per sample.
-    H264,
-    /// VP8, one frame per sample.
-    Vp8,
-    /// Opus at 48 kHz, one packet (20 ms) per sample.
-    Opus,
-}
-
-impl Codec {
-    pub fn is_video(self) -> bool {
-        matches!(self, Codec::H264 | Codec::Vp8)
-    }
-
-    /// The RTP clock rate.
-    pub fn clock_rate(self) -> u32 {
-        match self {
-            Codec::H264 | Codec::Vp8 => 90_000,
-            Codec::Opus => 48_000,
-        }
-    }
-
-    /// The RTP encoding name (as GStreamer's RTP caps spell it).
-    pub fn encoding_name(self) -> &'static str {
-        match self {
-            Codec::H264 => "H264",
-            Codec::Vp8 => "VP8",
-            Codec::Opus => "OPUS",
-        }
-    }
-}
+use portal_proto::media::Codec;
 
 /// One encoded unit, ready for `TrackLocalStaticSample::write_sample`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -29,9 +29,10 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use portal_board::{BoardFacts, Source};
+use portal_proto::media::Codec;
 
 use crate::pipeline::{Pipeline, first_that_builds};
-use crate::sample::{Codec, Delivery, EncodedSample, Fanout, SampleCallback};
+use crate::sample::{Delivery, EncodedSample, Fanout, SampleCallback};
 use crate::select::{H264Encoder, require};
 use crate::{MediaError, init};
 
@@ -198,8 +199,6 @@ impl Subscription {
     }
 }
 
-const ALL_CODECS: [Codec; 3] = [Codec::H264, Codec::Vp8, Codec::Opus];
-
 /// Opus frame length (`opusenc frame-size=20`).
 const OPUS_FRAME: Duration = Duration::from_millis(20);
 
@@ -219,8 +218,8 @@ impl Sender {
                     ..State::default()
                 }),
                 video_inputs: Arc::new(Mutex::new(Vec::new())),
-                fanouts: ALL_CODECS.map(|c| (c, Arc::new(Fanout::new()))).into(),
-                counters: ALL_CODECS
+                fanouts: Codec::ALL.map(|c| (c, Arc::new(Fanout::new()))).into(),
+                counters: Codec::ALL
                     .map(|c| (c, Arc::new(Counters::default())))
                     .into(),
                 frames_captured: Arc::new(AtomicU64::new(0)),

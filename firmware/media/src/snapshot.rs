@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::MediaError;
-use crate::receiver::VideoFrame;
+use crate::frame::VideoFrame;
 
 /// Encodes an RGBA frame as PNG, honouring its row stride.
 pub fn encode_png(frame: &VideoFrame) -> Result<Vec<u8>, MediaError> {

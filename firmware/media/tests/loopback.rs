@@ -30,7 +30,7 @@ impl Payloader {
                 format!("rtph264pay pt={pt} config-interval=-1 mtu=1200"),
             ),
             Codec::Vp8 => ("video/x-vp8", format!("rtpvp8pay pt={pt} mtu=1200")),
-            _ => (
+            Codec::Opus => (
                 "audio/x-opus,rate=48000,channels=1,channel-mapping-family=0",
                 format!("rtpopuspay pt={pt}"),
             ),

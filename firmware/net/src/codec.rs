@@ -15,7 +15,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
 
-use crate::media::{Codec, Slot};
+use portal_proto::media::{Codec, Slot};
 
 /// The H.264 format Portal sends and prefers.
 pub const H264_FMTP: &str =

@@ -5,7 +5,7 @@
 //!   `sendrecv` with a sample track of its own ([`Slot`]);
 //! - data channels `chat` (id 0) and `file` (id 1), both `negotiated`, ordered;
 //! - the answerer never re-offers; only the offerer restarts ICE (automatically when the
-//!   connection fails, and on [`Peer::restart_ice`]);
+//!   connection fails, and on [`PeerConnection::restart_ice`]);
 //! - trickle ICE both ways; remote `.local` (mDNS) candidates are resolved by webrtc-rs
 //!   (Chromium's connectivity checks often arrive first, and the pair then starts
 //!   peer-reflexive: both work);
@@ -16,13 +16,19 @@
 //! kiosks the lower peer id offers): it picks [`Negotiation`] when creating the peer.
 //!
 //! Everything the connection reports arrives as `(PeerId, PeerEvent)` on the `mpsc`
-//! channel given to [`Peer::connect`]: SDP and candidates to relay
+//! channel given to [`PeerConnection::connect`]: SDP and candidates to relay
 //! ([`PeerEvent::Signal`]), state changes, data channel messages, remote RTP and
-//! keyframe requests. Commands are methods on the cloneable [`Peer`] handle: relay what
-//! the remote sent ([`Peer::handle_signal`]), write encoded samples
-//! ([`Peer::write_sample`]), ask for a keyframe ([`Peer::request_keyframe`]), send on a
-//! channel ([`Peer::send_text`], [`Peer::send_binary`], with [`Peer::writable`] and
-//! [`Peer::buffered_amount`] for back-pressure), [`Peer::close`].
+//! keyframe requests. Commands are methods on the cloneable [`PeerConnection`] handle:
+//! relay what the remote sent ([`PeerConnection::handle_signal`]), write encoded samples
+//! ([`PeerConnection::write_sample`]), ask for a keyframe
+//! ([`PeerConnection::request_keyframe`]), send on a channel
+//! ([`PeerConnection::send_text`], [`PeerConnection::send_binary`], with
+//! [`PeerConnection::writable`] and [`PeerConnection::buffered_amount`] for
+//! back-pressure), [`PeerConnection::close`].
+//!
+//! The vocabulary ([`Slot`], [`Codec`], [`Channel`], [`ConnectionState`],
+//! [`KeyframeRequest`]) is `portal_proto::media`'s, shared with `portal-media` and the
+//! engine.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,7 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use portal_proto::channel::{CHAT_CHANNEL, FILE_CHANNEL};
+use portal_proto::media::{Channel, Codec, ConnectionState, KeyframeRequest, Slot};
 use portal_proto::{IceCandidate, IceServer, PeerId, SdpType, SessionDescription, SignalData};
 use rtc::data_channel::RTCDataChannelInit;
 use rtc::interceptor::Registry;
@@ -55,22 +61,22 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription,
+    PeerConnection as RtcPeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::codec::{self, choose_send_codec, rtp_sections};
 use crate::congestion::{BitrateBounds, SendEstimate, with_congestion_control};
-use crate::media::{Codec, KeyframeRequest, MediaSample, RemoteCodec, RemoteRtp, Slot};
+use crate::media::{MediaSample, RemoteCodec, RemoteRtp};
 use crate::rtcp::{keyframe_request, with_keyframe_forwarder};
 
 /// Largest message webrtc-rs and Chromium accept on a data channel.
 pub const MAX_CHANNEL_MESSAGE: usize = 256 * 1024;
 
 /// Places of the event channel that RTP leaves to control events. Give
-/// [`Peer::connect`] a channel of a few hundred places or more.
+/// [`PeerConnection::connect`] a channel of a few hundred places or more.
 pub const RTP_RESERVE: usize = 64;
 
 /// Why a peer operation failed.
@@ -110,37 +116,6 @@ pub enum Negotiation {
     Answer,
 }
 
-/// The two pre-negotiated data channels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Channel {
-    /// `chat`, id 0: JSON text ([`portal_proto::channel::ChatChannelMessage`]).
-    Chat,
-    /// `file`, id 1: JSON text and binary chunks ([`portal_proto::channel::FileMessage`]).
-    File,
-}
-
-impl Channel {
-    pub fn label(self) -> &'static str {
-        match self {
-            Channel::Chat => CHAT_CHANNEL.0,
-            Channel::File => FILE_CHANNEL.0,
-        }
-    }
-
-    pub fn id(self) -> u16 {
-        match self {
-            Channel::Chat => CHAT_CHANNEL.1,
-            Channel::File => FILE_CHANNEL.1,
-        }
-    }
-}
-
-impl std::fmt::Display for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
-
 /// A data channel message, as text or binary frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChannelMessage {
@@ -148,27 +123,14 @@ pub enum ChannelMessage {
     Binary(Bytes),
 }
 
-/// `RTCPeerConnectionState`, without the webrtc-rs type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnectionState {
-    New,
-    Connecting,
-    Connected,
-    Disconnected,
-    Failed,
-    Closed,
-}
-
-impl ConnectionState {
-    fn from_rtc(state: RTCPeerConnectionState) -> Self {
-        match state {
-            RTCPeerConnectionState::Connecting => Self::Connecting,
-            RTCPeerConnectionState::Connected => Self::Connected,
-            RTCPeerConnectionState::Disconnected => Self::Disconnected,
-            RTCPeerConnectionState::Failed => Self::Failed,
-            RTCPeerConnectionState::Closed => Self::Closed,
-            _ => Self::New,
-        }
+/// webrtc-rs's state as Portal's; a connection being built (`new`) is connecting.
+fn connection_state(state: RTCPeerConnectionState) -> ConnectionState {
+    match state {
+        RTCPeerConnectionState::Connected => ConnectionState::Connected,
+        RTCPeerConnectionState::Disconnected => ConnectionState::Disconnected,
+        RTCPeerConnectionState::Failed => ConnectionState::Failed,
+        RTCPeerConnectionState::Closed => ConnectionState::Closed,
+        _ => ConnectionState::Connecting,
     }
 }
 
@@ -181,7 +143,7 @@ pub enum PeerEvent {
     Signal(SignalData),
     State(ConnectionState),
     /// Negotiation finished: the codec each slot sends, if any. Feed samples of that
-    /// codec to [`Peer::write_sample`].
+    /// codec to [`PeerConnection::write_sample`].
     Negotiated {
         send: [Option<Codec>; 3],
     },
@@ -192,7 +154,7 @@ pub enum PeerEvent {
     ChannelOpen(Channel),
     ChannelClosed(Channel),
     /// The channel's buffered amount fell to its low threshold
-    /// ([`Peer::set_buffered_amount_low_threshold`]).
+    /// ([`PeerConnection::set_buffered_amount_low_threshold`]).
     BufferedAmountLow(Channel),
     Message {
         channel: Channel,
@@ -327,7 +289,7 @@ struct Counters {
 
 struct Inner {
     config: PeerConfig,
-    pc: Arc<dyn PeerConnection>,
+    pc: Arc<dyn RtcPeerConnection>,
     estimate: Option<SendEstimate>,
     events: PeerEvents,
     chat: Arc<dyn DataChannel>,
@@ -346,13 +308,13 @@ struct Inner {
 
 /// A handle on one peer connection; cheap to clone.
 #[derive(Clone)]
-pub struct Peer {
+pub struct PeerConnection {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Peer {
+impl std::fmt::Debug for PeerConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Peer")
+        f.debug_struct("PeerConnection")
             .field("remote", &self.inner.config.remote)
             .field("negotiation", &self.inner.config.negotiation)
             .field("state", &self.state())
@@ -394,11 +356,14 @@ fn to_rtc_ice_server(server: &IceServer) -> RTCIceServer {
     }
 }
 
-impl Peer {
+impl PeerConnection {
     /// Builds the connection and its two data channels. An offerer also adds the three
     /// transceivers and sends its offer ([`PeerEvent::Signal`]); an answerer waits for
-    /// the remote's offer in [`Peer::handle_signal`].
-    pub async fn connect(config: PeerConfig, events: PeerEvents) -> Result<Peer, PeerError> {
+    /// the remote's offer in [`PeerConnection::handle_signal`].
+    pub async fn connect(
+        config: PeerConfig,
+        events: PeerEvents,
+    ) -> Result<PeerConnection, PeerError> {
         let (driver_tx, driver_rx) = mpsc::unbounded_channel();
         let (pc, estimate) = match config.udp_ports {
             None => Self::build(&config, config.udp_addrs.clone(), &driver_tx).await?,
@@ -421,7 +386,7 @@ impl Peer {
                 built.ok_or(last_error)?
             }
         };
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let pc: Arc<dyn RtcPeerConnection> = Arc::new(pc);
         let chat = Self::negotiated_channel(&pc, Channel::Chat).await?;
         let file = Self::negotiated_channel(&pc, Channel::File).await?;
         let inner = Arc::new(Inner {
@@ -435,13 +400,13 @@ impl Peer {
             local: tokio::sync::Mutex::new([None, None, None]),
             remote: Mutex::new([None, None, None]),
             mids: Mutex::new(Vec::new()),
-            state: Mutex::new(ConnectionState::New),
+            state: Mutex::new(ConnectionState::Connecting),
             open: [AtomicBool::new(false), AtomicBool::new(false)],
             closed: AtomicBool::new(false),
             closed_tx: tokio::sync::watch::channel(false).0,
             counters: Counters::default(),
         });
-        let peer = Peer { inner };
+        let peer = PeerConnection { inner };
         tokio::spawn(peer.clone().driver_events(driver_rx));
         for channel in [Channel::Chat, Channel::File] {
             tokio::spawn(peer.clone().channel_events(channel));
@@ -479,7 +444,7 @@ impl Peer {
         config: &PeerConfig,
         udp_addrs: Vec<SocketAddr>,
         driver_tx: &mpsc::UnboundedSender<DriverEvent>,
-    ) -> Result<(impl PeerConnection + use<>, Option<SendEstimate>), PeerError> {
+    ) -> Result<(impl RtcPeerConnection + use<>, Option<SendEstimate>), PeerError> {
         let mut media_engine = MediaEngine::default();
         codec::register_codecs(&mut media_engine)?;
         let (registry, estimate) = match config.congestion_control {
@@ -540,7 +505,7 @@ impl Peer {
     }
 
     async fn negotiated_channel(
-        pc: &Arc<dyn PeerConnection>,
+        pc: &Arc<dyn RtcPeerConnection>,
         channel: Channel,
     ) -> Result<Arc<dyn DataChannel>, PeerError> {
         let init = RTCDataChannelInit {
@@ -1103,7 +1068,7 @@ impl Peer {
     }
 
     async fn on_state(&self, state: RTCPeerConnectionState) {
-        let state = ConnectionState::from_rtc(state);
+        let state = connection_state(state);
         {
             let mut current = self
                 .inner
@@ -1287,7 +1252,8 @@ impl Peer {
                     // Media is not worth blocking for: a consumer that falls behind loses
                     // packets (and asks for a keyframe). RTP never takes the last
                     // RTP_RESERVE places, so control events (which wait for room) always
-                    // find some, even when the consumer is itself inside a `Peer` call.
+                    // find some, even when the consumer is itself inside a `PeerConnection`
+                    // call.
                     let sent = if self.inner.events.capacity() > RTP_RESERVE {
                         self.inner
                             .events

@@ -5,7 +5,7 @@
 //! interceptor, placed last (application-most), keeps only PLI and FIR packets and marks
 //! them [`Attribute::DeliverToApplication`]; webrtc-rs then hands them to the sending
 //! track's `TrackLocal::poll` as `TrackLocalEvent::OnRtcpPacket`, where the peer adapter
-//! turns them into [`crate::peer::PeerEvent::KeyframeRequested`]. Modelled on the
+//! turns them into `PeerEvent::KeyframeRequested` events. Modelled on the
 //! crate's `rtcp-processing` example.
 
 use std::collections::VecDeque;
@@ -17,7 +17,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-use crate::media::KeyframeRequest;
+use portal_proto::media::KeyframeRequest;
 
 /// Position in the chain: after every built-in interceptor (the last named slot is 13 000).
 pub const FORWARDER_SLOT: usize = 14_000;
