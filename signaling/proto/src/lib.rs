@@ -12,6 +12,7 @@
 //! same unit as JavaScript's `Date.now()`.
 
 pub mod channel;
+pub mod media;
 
 use std::fmt;
 
@@ -30,6 +31,8 @@ pub const MAX_PASSWORD_LEN: usize = 256;
 pub const MAX_VIDEO_URL_LEN: usize = 2048;
 /// Slowest and fastest watch-together playback rates.
 pub const WATCH_RATE_RANGE: (f64, f64) = (0.25, 4.0);
+/// Most room names one `rooms` query may ask about.
+pub const MAX_ROOMS_QUERY: usize = 32;
 
 /// A peer's id, unique on one server for the life of the process. Kiosks compare ids
 /// to decide who offers (the lower id), so ids are numbers.
@@ -90,6 +93,9 @@ pub enum ClientMessage {
     Watch { state: WatchState },
     /// Clock probe; answered with [`ServerMessage::Pong`].
     Ping { id: u64, client_time: f64 },
+    /// How many peers are in each of these rooms (at most [`MAX_ROOMS_QUERY`] names);
+    /// answered with [`ServerMessage::Rooms`]. Allowed after `hello`, in a room or not.
+    Rooms { rooms: Vec<String> },
 }
 
 /// Messages the server sends to a client.
@@ -149,6 +155,10 @@ pub enum ServerMessage {
         id: u64,
         client_time: f64,
         server_time: f64,
+    },
+    /// Answer to `rooms`: one entry per name asked, in the same order.
+    Rooms {
+        rooms: Vec<RoomOccupancy>,
     },
     Error {
         code: ErrorCode,
@@ -259,6 +269,17 @@ pub struct PeerInfo {
     pub id: PeerId,
     pub name: String,
     pub role: Role,
+}
+
+/// How many peers a room holds, as `rooms` reports it. `peers` counts the peers
+/// connected in the room now (not those inside their resume grace); a room that does
+/// not exist, and a password-protected room the asker is not in, read as 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct RoomOccupancy {
+    pub room: String,
+    pub peers: u32,
 }
 
 /// One `RTCIceServer` entry, in the shape the browser's `RTCPeerConnection` takes.

@@ -87,6 +87,16 @@ fn client_messages_on_the_wire() {
             client_time: 1_700_000_000_000.5,
         },
     );
+    round_trip_client(
+        r#"{"type":"rooms","rooms":["4-01","lobby"]}"#,
+        &ClientMessage::Rooms {
+            rooms: vec!["4-01".into(), "lobby".into()],
+        },
+    );
+    round_trip_client(
+        r#"{"type":"rooms","rooms":[]}"#,
+        &ClientMessage::Rooms { rooms: Vec::new() },
+    );
 }
 
 #[test]
@@ -153,6 +163,21 @@ fn server_messages_on_the_wire() {
             server_time: 3.0,
         },
     );
+    round_trip_server(
+        r#"{"type":"rooms","rooms":[{"room":"4-01","peers":2},{"room":"lobby","peers":0}]}"#,
+        &ServerMessage::Rooms {
+            rooms: vec![
+                RoomOccupancy {
+                    room: "4-01".into(),
+                    peers: 2,
+                },
+                RoomOccupancy {
+                    room: "lobby".into(),
+                    peers: 0,
+                },
+            ],
+        },
+    );
 }
 
 #[test]
@@ -177,6 +202,9 @@ fn unknown_and_malformed_messages_are_errors_not_panics() {
         r#"{"type":"hello","protocol":"one","name":"x","role":"browser"}"#,
         r#"{"type":"signal","to":-1,"data":{}}"#,
         r#"{"type":"signal","to":1,"data":{"sdp":{"type":"bogus","sdp":""}}}"#,
+        r#"{"type":"rooms"}"#,
+        r#"{"type":"rooms","rooms":"lobby"}"#,
+        r#"{"type":"rooms","rooms":[1]}"#,
         "\u{0}",
     ] {
         let err = ClientMessage::parse(bad).unwrap_err();
@@ -227,14 +255,14 @@ proptest! {
 
     #[test]
     fn parser_never_panics_on_json_shaped_input(
-        ty in prop_oneof![Just("hello".to_owned()), Just("join".to_owned()), Just("signal".to_owned()), Just("watch".to_owned()), Just("ping".to_owned()), "[a-z]{0,8}"],
+        ty in prop_oneof![Just("hello".to_owned()), Just("join".to_owned()), Just("signal".to_owned()), Just("watch".to_owned()), Just("ping".to_owned()), Just("rooms".to_owned()), "[a-z]{0,8}"],
         key in "[a-zA-Z]{0,10}",
         value in prop_oneof![
             Just("null".to_owned()), Just("1e999".to_owned()), Just("-0".to_owned()),
             Just("{}".to_owned()), Just("[]".to_owned()), "\"[^\"\\\\]{0,20}\"", any::<i64>().prop_map(|n| n.to_string()),
         ],
     ) {
-        let text = format!(r#"{{"type":"{ty}","{key}":{value},"to":1,"room":"r"}}"#);
+        let text = format!(r#"{{"type":"{ty}","{key}":{value},"to":1,"room":"r","rooms":["r"]}}"#);
         let _ = ClientMessage::parse(&text);
     }
 
@@ -257,6 +285,7 @@ fn typescript() -> String {
         ServerMessage::decl(&cfg),
         ErrorCode::decl(&cfg),
         PeerInfo::decl(&cfg),
+        RoomOccupancy::decl(&cfg),
         IceServer::decl(&cfg),
         SignalData::decl(&cfg),
         SessionDescription::decl(&cfg),
@@ -276,7 +305,9 @@ fn typescript() -> String {
     );
     out.push_str("export const PROTOCOL_VERSION = ");
     out.push_str(&PROTOCOL_VERSION.to_string());
-    out.push_str(";\n\n");
+    out.push_str(";\n");
+    writeln!(out, "export const MAX_ROOMS_QUERY = {MAX_ROOMS_QUERY};").unwrap();
+    out.push('\n');
     for (name, value) in [
         ("FILE_FRAME_MAX", channel::FILE_FRAME_MAX),
         ("FILE_CHUNK_HEADER", channel::FILE_CHUNK_HEADER),

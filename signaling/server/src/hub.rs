@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use portal_proto::{
-    ClientMessage, ErrorCode, IceServer, PROTOCOL_VERSION, PeerId, PeerInfo, Role, ServerMessage,
-    WatchSnapshot, WatchState, validate_display_name, validate_room_name,
+    ClientMessage, ErrorCode, IceServer, MAX_ROOMS_QUERY, PROTOCOL_VERSION, PeerId, PeerInfo, Role,
+    RoomOccupancy, ServerMessage, WatchSnapshot, WatchState, validate_display_name,
+    validate_room_name,
 };
 
 use crate::ice::IceConfig;
@@ -353,8 +354,28 @@ impl Hub {
                     server_time: now,
                 },
             }),
+            ClientMessage::Rooms { rooms } => self.occupancy(peer, rooms, &mut out),
         }
         out
+    }
+
+    /// How many peers `room` holds for `asker`, as `rooms` answers it: the members
+    /// connected now (a peer inside its resume grace is not counted; it is back in the
+    /// count when it resumes). A room that does not exist reads 0, and so does a
+    /// password-protected room unless `asker` is in it: the query reveals no more about
+    /// a protected room than a `join` without its password does.
+    fn occupancy_of(&self, asker: PeerId, room: &str) -> usize {
+        let Some(state) = self.rooms.get(room) else {
+            return 0;
+        };
+        if state.password_hash.is_some() && self.room_of(asker) != Some(room) {
+            return 0;
+        }
+        state
+            .members
+            .iter()
+            .filter(|id| self.peers.get(id).is_some_and(|p| p.away_since.is_none()))
+            .count()
     }
 
     /// `join` after the password check (see [`Credential`]).
@@ -644,6 +665,45 @@ impl Hub {
             now,
         }));
         Some(name)
+    }
+
+    /// `rooms`: the occupancy of each named room, in the order asked. The whole query is
+    /// refused when it names more than [`MAX_ROOMS_QUERY`] rooms (`badRequest`: a field
+    /// out of range) or any invalid name (`invalidRoomName`). Nothing is created or
+    /// stored.
+    fn occupancy(&self, peer: PeerId, names: Vec<String>, out: &mut Vec<Action>) {
+        if names.len() > MAX_ROOMS_QUERY {
+            error(
+                out,
+                peer,
+                ErrorCode::BadRequest,
+                format!(
+                    "a rooms query names at most {MAX_ROOMS_QUERY} rooms, not {}",
+                    names.len()
+                ),
+            );
+            return;
+        }
+        for (i, name) in names.iter().enumerate() {
+            if let Err(e) = validate_room_name(name) {
+                error(out, peer, e.code(), format!("rooms[{i}]: {e}"));
+                return;
+            }
+        }
+        let rooms = names
+            .into_iter()
+            .map(|room| {
+                let peers = self.occupancy_of(peer, &room);
+                RoomOccupancy {
+                    room,
+                    peers: u32::try_from(peers).unwrap_or(u32::MAX),
+                }
+            })
+            .collect();
+        out.push(Action::Send {
+            to: vec![peer],
+            msg: ServerMessage::Rooms { rooms },
+        });
     }
 
     fn watch(&mut self, peer: PeerId, now: Millis, state: WatchState, out: &mut Vec<Action>) {

@@ -609,6 +609,166 @@ fn the_grace_runs_out_with_peer_left_and_a_clean_close_leaves_at_once() {
     ));
 }
 
+/// The `rooms` answer sent to `peer`, as (room, peers) pairs.
+fn occupancy(out: &[Action], peer: PeerId) -> Vec<(&str, u32)> {
+    match to(out, peer)[..] {
+        [ServerMessage::Rooms { rooms }] => {
+            rooms.iter().map(|r| (r.room.as_str(), r.peers)).collect()
+        }
+        ref other => panic!("expected rooms, got {other:?}"),
+    }
+}
+
+fn ask(hub: &mut Hub, peer: PeerId, rooms: &[&str]) -> Vec<Action> {
+    let rooms = rooms.iter().map(|r| (*r).to_owned()).collect();
+    hub.handle(peer, 2.0, ClientMessage::Rooms { rooms })
+}
+
+#[test]
+fn rooms_counts_members_in_the_order_asked() {
+    let mut hub = hub();
+    let a1 = hello(&mut hub, 1, "a1");
+    let a2 = hello(&mut hub, 2, "a2");
+    let b1 = hello(&mut hub, 3, "b1");
+    let asker = hello(&mut hub, 4, "kiosk");
+    join(&mut hub, a1, "a");
+    join(&mut hub, a2, "a");
+    join(&mut hub, b1, "b");
+    // A room that was used and emptied reads 0 like one that never existed.
+    let gone = hello(&mut hub, 5, "gone");
+    join(&mut hub, gone, "emptied");
+    hub.handle(gone, 2.0, ClientMessage::Leave);
+    let known = hub.known_rooms();
+
+    let out = ask(&mut hub, asker, &["a", "b", "c", "emptied", "a"]);
+    assert_eq!(
+        occupancy(&out, asker),
+        vec![("a", 2), ("b", 1), ("c", 0), ("emptied", 0), ("a", 2)]
+    );
+    // Only the asker hears the answer; nothing is created or stored.
+    assert_eq!(out.len(), 1);
+    assert_eq!(hub.known_rooms(), known);
+    assert_eq!(hub.room_of(asker), None);
+
+    // From inside a room too, and an empty query gets an empty answer.
+    let out = ask(&mut hub, b1, &["b", "a"]);
+    assert_eq!(occupancy(&out, b1), vec![("b", 1), ("a", 2)]);
+    assert!(occupancy(&ask(&mut hub, asker, &[]), asker).is_empty());
+}
+
+#[test]
+fn rooms_leaves_out_peers_inside_their_resume_grace() {
+    let mut hub = hub();
+    let a = hello(&mut hub, 1, "a");
+    let b = hello(&mut hub, 2, "b");
+    let asker = hello(&mut hub, 3, "kiosk");
+    join(&mut hub, a, "r");
+    join(&mut hub, b, "r");
+    let token = hub.tokens.issue_resume(b, 0.0);
+
+    hub.disconnect(b, 10.0, false);
+    assert!(hub.is_away(b));
+    assert_eq!(
+        occupancy(&ask(&mut hub, asker, &["r"]), asker),
+        vec![("r", 1)]
+    );
+
+    // Back under its id: counted again.
+    let conn = PeerId(9);
+    hub.connect(conn);
+    let out = hub.handle(
+        conn,
+        11.0,
+        ClientMessage::Hello {
+            protocol: 1,
+            name: "b".into(),
+            role: Role::Browser,
+            resume: Some(token),
+        },
+    );
+    assert!(out.contains(&Action::Rekey { from: conn, to: b }));
+    assert_eq!(
+        occupancy(&ask(&mut hub, asker, &["r"]), asker),
+        vec![("r", 2)]
+    );
+
+    // Gone for good after the grace.
+    hub.disconnect(a, 12.0, false);
+    hub.expire_away(1e9);
+    assert_eq!(
+        occupancy(&ask(&mut hub, asker, &["r"]), asker),
+        vec![("r", 1)]
+    );
+}
+
+#[test]
+fn rooms_shows_a_protected_room_only_to_its_members() {
+    let mut hub = hub();
+    let owner = hello(&mut hub, 1, "owner");
+    let guest = hello(&mut hub, 2, "guest");
+    let stranger = hello(&mut hub, 3, "stranger");
+    hub.join(owner, 1.0, "vault".into(), &Credential::NewHash("H".into()));
+    hub.join(
+        guest,
+        1.0,
+        "vault".into(),
+        &Credential::Verified("H".into()),
+    );
+    join(&mut hub, stranger, "open");
+
+    // Outside, a protected room reads like an empty or unknown one.
+    let out = ask(&mut hub, stranger, &["vault", "open", "nowhere"]);
+    assert_eq!(
+        occupancy(&out, stranger),
+        vec![("vault", 0), ("open", 1), ("nowhere", 0)]
+    );
+    // Its members see the count (they know the member list anyway).
+    let out = ask(&mut hub, guest, &["vault", "open"]);
+    assert_eq!(occupancy(&out, guest), vec![("vault", 2), ("open", 1)]);
+    // Once out of the room, so is the count.
+    hub.handle(guest, 3.0, ClientMessage::Leave);
+    assert_eq!(
+        occupancy(&ask(&mut hub, guest, &["vault"]), guest),
+        vec![("vault", 0)]
+    );
+}
+
+#[test]
+fn rooms_refuses_bad_queries_and_the_connection_goes_on() {
+    let mut hub = hub();
+    let early = PeerId(1);
+    hub.connect(early);
+    assert_eq!(
+        error_code(&ask(&mut hub, early, &["a"]), early),
+        Some(ErrorCode::HelloRequired)
+    );
+
+    let p = hello(&mut hub, 2, "kiosk");
+    join(&mut hub, p, "a");
+    let names: Vec<String> = (0..=MAX_ROOMS_QUERY).map(|i| format!("r{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let out = ask(&mut hub, p, &refs);
+    assert_eq!(out.len(), 1);
+    assert_eq!(error_code(&out, p), Some(ErrorCode::BadRequest));
+    // Exactly the limit is fine.
+    assert_eq!(
+        occupancy(&ask(&mut hub, p, &refs[..MAX_ROOMS_QUERY]), p).len(),
+        MAX_ROOMS_QUERY
+    );
+
+    for bad in ["", "../etc", "a b", "-x", &"x".repeat(65)] {
+        let out = ask(&mut hub, p, &["a", bad]);
+        assert_eq!(out.len(), 1, "{bad:?}");
+        assert_eq!(
+            error_code(&out, p),
+            Some(ErrorCode::InvalidRoomName),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(occupancy(&ask(&mut hub, p, &["a"]), p), vec![("a", 1)]);
+    assert_eq!(hub.room_of(p), Some("a"));
+}
+
 mod fuzz {
     //! Arbitrary sequences of connections, messages and disconnections: the hub never
     //! panics, keeps its invariants, and its output stays bounded by the room size.
@@ -625,6 +785,7 @@ mod fuzz {
         Signal(usize, u64),
         Watch(usize, f64, f64),
         Ping(usize),
+        Rooms(usize, Vec<String>),
         Disconnect(usize),
         Expire(f64),
     }
@@ -639,6 +800,7 @@ mod fuzz {
             4 => (0..24usize, 0..30u64).prop_map(|(p, to)| Op::Signal(p, to)),
             1 => (0..24usize, any::<f64>(), any::<f64>()).prop_map(|(p, pos, rate)| Op::Watch(p, pos, rate)),
             1 => (0..24usize).prop_map(Op::Ping),
+            2 => (0..24usize, proptest::collection::vec(prop_oneof![Just("a".to_owned()), Just("b".to_owned()), "[a-z./ -]{0,6}"], 0..40)).prop_map(|(p, r)| Op::Rooms(p, r)),
             2 => (0..24usize).prop_map(Op::Disconnect),
             1 => (0.0..1e12f64).prop_map(Op::Expire),
         ]
@@ -691,6 +853,9 @@ mod fuzz {
                     Op::Ping(i) => pick(&connected, i).map_or_else(Vec::new, |p| {
                         hub.handle(p, now, ClientMessage::Ping { id: 1, client_time: now })
                     }),
+                    Op::Rooms(i, rooms) => pick(&connected, i).map_or_else(Vec::new, |p| {
+                        hub.handle(p, now, ClientMessage::Rooms { rooms })
+                    }),
                     Op::Disconnect(i) => match pick(&connected, i) {
                         Some(p) => {
                             connected.retain(|q| *q != p);
@@ -713,6 +878,14 @@ mod fuzz {
                         // Relayed signals go only to peers in the sender's room.
                         if let ServerMessage::Signal { from, .. } = msg {
                             prop_assert_eq!(hub.room_of(*from), hub.room_of(to[0]));
+                        }
+                        // Occupancy answers go to the asker alone, within the limits.
+                        if let ServerMessage::Rooms { rooms } = msg {
+                            prop_assert_eq!(to.len(), 1);
+                            prop_assert!(rooms.len() <= MAX_ROOMS_QUERY);
+                            for r in rooms {
+                                prop_assert!(r.peers as usize <= hub.room_members(&r.room).len());
+                            }
                         }
                     }
                 }

@@ -2,6 +2,7 @@
 // Regenerate with `cargo xtask gen` after changing the Rust types.
 
 export const PROTOCOL_VERSION = 1;
+export const MAX_ROOMS_QUERY = 32;
 
 export const FILE_FRAME_MAX = 65536;
 export const FILE_CHUNK_HEADER = 4;
@@ -13,17 +14,19 @@ export type PeerId = number;
 
 export type Role = "browser" | "kiosk";
 
-export type ClientMessage = { "type": "hello", protocol: number, name: string, role: Role, resume?: string, } | { "type": "join", room: string, password?: string, } | { "type": "leave" } | { "type": "signal", to: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, } | { "type": "ping", id: number, clientTime: number, };
+export type ClientMessage = { "type": "hello", protocol: number, name: string, role: Role, resume?: string, } | { "type": "join", room: string, password?: string, } | { "type": "leave" } | { "type": "signal", to: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, } | { "type": "ping", id: number, clientTime: number, } | { "type": "rooms", rooms: Array<string>, };
 
 export type ServerMessage = { "type": "welcome", protocol: number, peerId: PeerId, serverTime: number, iceServers: Array<IceServer>, resumeToken: string, resumed: boolean, } | { "type": "joined", room: string, peerId: PeerId, peers: Array<PeerInfo>, watch?: WatchSnapshot, 
 /**
  * Grants access to the room's shared document at `/yjs/{room}?token=...`.
  */
-docToken: string, } | { "type": "left", room: string, } | { "type": "peerJoined", peer: PeerInfo, } | { "type": "peerLeft", peerId: PeerId, } | { "type": "signal", from: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, serverTime: number, by?: PeerId, } | { "type": "pong", id: number, clientTime: number, serverTime: number, } | { "type": "error", code: ErrorCode, message: string, };
+docToken: string, } | { "type": "left", room: string, } | { "type": "peerJoined", peer: PeerInfo, } | { "type": "peerLeft", peerId: PeerId, } | { "type": "signal", from: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, serverTime: number, by?: PeerId, } | { "type": "pong", id: number, clientTime: number, serverTime: number, } | { "type": "rooms", rooms: Array<RoomOccupancy>, } | { "type": "error", code: ErrorCode, message: string, };
 
 export type ErrorCode = "badRequest" | "unsupportedProtocol" | "helloRequired" | "alreadyHello" | "notInRoom" | "alreadyInRoom" | "invalidRoomName" | "invalidName" | "roomFull" | "wrongPassword" | "unknownPeer" | "tooLarge" | "rateLimited" | "idleTimeout" | "serverFull" | "tooManyRooms" | "shuttingDown" | "internal";
 
 export type PeerInfo = { id: PeerId, name: string, role: Role, };
+
+export type RoomOccupancy = { room: string, peers: number, };
 
 export type IceServer = { urls: Array<string>, username?: string, credential?: string, };
 
