@@ -9,6 +9,7 @@
 //! - `bench`  measured comparisons against the peers named in the README.
 
 mod bench;
+mod cycles;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -252,6 +253,7 @@ fn lint(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    cycles::check(root)?;
     architecture_rules()
 }
 

@@ -22,9 +22,8 @@ import {
   parseVideoInput,
   positionAt,
   sameSource,
-  type PlayerSample,
-  type WatchPlayer,
 } from "./watchsync";
+import type { PlayerSample, WatchPlayer } from "./watchplayer";
 import { YouTubePlayer, loadYouTubeApi } from "./youtube";
 
 /** How often the sync loop samples the player, in ms. */

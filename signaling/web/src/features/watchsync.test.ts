@@ -10,8 +10,8 @@ import {
   nudgedRate,
   positionAt,
   sameSource,
-  type PlayerSample,
 } from "./watchsync";
+import type { PlayerSample } from "./watchplayer";
 
 const SRC = { kind: "url", url: "https://example.com/a.mp4" } as const;
 

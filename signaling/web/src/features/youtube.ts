@@ -5,7 +5,7 @@
 // setPlaybackRate only takes one of getAvailablePlaybackRates(), and error 153 when the
 // page has no http(s) origin. Nothing here touches the DOM at import time.
 
-import type { PlayerSample, WatchPlayer } from "./watchsync";
+import type { PlayerSample, WatchPlayer } from "./watchplayer";
 
 const ID = /^[A-Za-z0-9_-]{11}$/;
 const HOSTS = new Set(["youtube.com", "youtube-nocookie.com", "youtu.be"]);
