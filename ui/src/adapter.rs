@@ -251,6 +251,7 @@ fn connect(api: &Api<'_>, on_event: &Rc<dyn Fn(UiEvent)>) {
     };
     api.on_send_chat(trimmed(UiEvent::SendChat));
     api.on_set_device_name(trimmed(UiEvent::SetDeviceName));
+    api.on_set_server(trimmed(UiEvent::SetServer));
 
     let flag = |f: fn(bool) -> UiEvent| {
         let on_event = Rc::clone(on_event);
@@ -266,6 +267,7 @@ fn connect(api: &Api<'_>, on_event: &Rc<dyn Fn(UiEvent)>) {
     };
     api.on_leave(plain(UiEvent::Leave));
     api.on_close_image(plain(UiEvent::CloseImage));
+    api.on_dismiss_join_failure(plain(UiEvent::DismissJoinFailure));
 
     {
         let on_event = Rc::clone(on_event);
@@ -283,6 +285,18 @@ fn connect(api: &Api<'_>, on_event: &Rc<dyn Fn(UiEvent)>) {
             }
         });
     }
+    {
+        let on_event = Rc::clone(on_event);
+        api.on_join_with_password(move |room, password| {
+            if !password.is_empty() {
+                on_event(UiEvent::JoinWithPassword {
+                    room: room.into(),
+                    password: password.into(),
+                });
+            }
+        });
+    }
+    api.on_mask(|text| "•".repeat(text.chars().count()).into());
     api.on_drop_last_character(|text| {
         let mut text = text.to_string();
         text.pop();
@@ -314,14 +328,22 @@ fn apply(window: &MainWindow, shared: &Shared, update: Update) {
                 })
                 .collect(),
         )),
-        Update::Status(status) => api.set_status(match status {
-            CallStatus::Idle => g::Status::Idle,
-            CallStatus::Connecting => g::Status::Connecting,
-            CallStatus::Connected => g::Status::Connected,
-            CallStatus::Reconnecting => g::Status::Reconnecting,
-            CallStatus::Offline => g::Status::Offline,
-        }),
+        Update::Status(status) => {
+            let attempt = match status {
+                CallStatus::Reconnecting { attempt } => i32::try_from(attempt).unwrap_or(i32::MAX),
+                _ => 0,
+            };
+            api.set_reconnect_attempt(attempt);
+            api.set_status(match status {
+                CallStatus::Idle => g::Status::Idle,
+                CallStatus::Connecting => g::Status::Connecting,
+                CallStatus::Connected => g::Status::Connected,
+                CallStatus::Reconnecting { .. } => g::Status::Reconnecting,
+                CallStatus::Offline => g::Status::Offline,
+            });
+        }
         Update::Call(Some(room)) => {
+            api.set_has_join_failure(false);
             api.set_room_name(room.into());
             api.set_in_call(true);
             api.set_page(g::Page::Call);
@@ -395,6 +417,27 @@ fn apply(window: &MainWindow, shared: &Shared, update: Update) {
             Page::Settings => g::Page::Settings,
         }),
         Update::FullScreen(full) => api.set_screen_full_screen(full),
+        Update::JoinFailed(Some(failure)) => {
+            api.set_join_failure(g::JoinFailure {
+                room: failure.room.into(),
+                message: failure.message.into(),
+                ask_password: failure.ask_password,
+            });
+            api.set_has_join_failure(true);
+        }
+        Update::JoinFailed(None) => api.set_has_join_failure(false),
+        Update::ServerSetup(Some(setup)) => {
+            api.set_server_address(setup.address.into());
+            api.set_server_error(setup.error.into());
+            api.set_server_setup(true);
+        }
+        Update::ServerSetup(None) => {
+            if api.get_server_setup() {
+                api.set_server_setup(false);
+                api.set_server_error("".into());
+                api.set_page(g::Page::Home);
+            }
+        }
     }
 }
 

@@ -37,6 +37,15 @@ pub enum UiEvent {
     ChooseSpeaker(String),
     /// Rename this kiosk, already trimmed and not empty.
     SetDeviceName(String),
+    /// Join this room with a password, typed after a [`JoinFailure`](crate::JoinFailure)
+    /// that asked for one: `room` is the failure's, the password is as typed (not
+    /// trimmed, not empty).
+    JoinWithPassword { room: String, password: String },
+    /// Close the join failure ("OK" or "Cancel"); Rust closes it with
+    /// [`Update::JoinFailed(None)`](crate::Update::JoinFailed).
+    DismissJoinFailure,
+    /// Use this rooms server (typed on the first-run page), trimmed and not empty.
+    SetServer(String),
     /// The shared screen went full screen (`true`) or back. This one is view state: the
     /// UI has already switched, Rust may use it (e.g. to ask for a sharper stream).
     ScreenFullScreen(bool),

@@ -21,8 +21,8 @@ pub use adapter::{Ui, UiError, UiHandle};
 pub use event::UiEvent;
 pub use frames::{FrameError, FrameStats, TileKey};
 pub use view::{
-    CallStatus, ChatLine, DeviceInfo, Devices, FilePrompt, FileState, FileView, Page, PeerView,
-    Picture, Quality, RoomView, Update, format_size,
+    CallStatus, ChatLine, DeviceInfo, Devices, FilePrompt, FileState, FileView, JoinFailure, Page,
+    PeerView, Picture, Quality, RoomView, ServerSetup, Update, format_size, occupancy,
 };
 
 /// The generated Slint component, for tests and tools that look inside the views

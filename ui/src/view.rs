@@ -6,7 +6,7 @@ pub struct RoomView {
     /// Handed back in [`UiEvent::JoinRoom`](crate::UiEvent::JoinRoom).
     pub id: String,
     pub name: String,
-    /// A second line, e.g. "2 people here"; empty for none.
+    /// A second line, e.g. "2 people here" (see [`occupancy`]); empty for none.
     pub detail: String,
 }
 
@@ -113,9 +113,36 @@ pub enum CallStatus {
     Idle,
     Connecting,
     Connected,
-    Reconnecting,
+    /// The connection dropped and is being made again; `attempt` counts from 1 (0: not
+    /// counted, no number shown).
+    Reconnecting {
+        attempt: u32,
+    },
     /// The signaling server cannot be reached.
     Offline,
+}
+
+/// Why a room could not be joined, shown on the home page until dismissed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JoinFailure {
+    /// The room as it was asked for: shown in the title, and handed back in
+    /// [`UiEvent::JoinWithPassword`](crate::UiEvent::JoinWithPassword).
+    pub room: String,
+    /// What went wrong, for people: "Wrong password for this room", "The room is full".
+    pub message: String,
+    /// Offer a password field and a "Join" button (the room needs a password, or the
+    /// one given was wrong).
+    pub ask_password: bool,
+}
+
+/// The first-run page: no rooms server is configured yet.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerSetup {
+    /// Put in the address field, replacing what was typed, e.g. `"wss://"`, or the
+    /// address that failed so it can be corrected.
+    pub address: String,
+    /// Why the last address was not taken, shown in an error colour; empty for none.
+    pub error: String,
 }
 
 /// A page of the UI. Outside a call, `Call` and `Chat` show the home page.
@@ -173,6 +200,22 @@ pub enum Update {
     ShowPage(Page),
     /// Leave (or enter) full-screen screen share.
     FullScreen(bool),
+    /// A join was refused for good: shown on the home page (with a password field when
+    /// it asks for one) until `None` closes it. Joining a call closes it too.
+    JoinFailed(Option<JoinFailure>),
+    /// `Some`: show the first-run page instead of everything else (again with each
+    /// `Some`: the address field takes its `address`); `None`: back to home.
+    ServerSetup(Option<ServerSetup>),
+}
+
+/// How many people are in a room, for [`RoomView::detail`]: "Empty", "1 person here",
+/// "3 people here".
+pub fn occupancy(peers: u32) -> String {
+    match peers {
+        0 => "Empty".to_owned(),
+        1 => "1 person here".to_owned(),
+        n => format!("{n} people here"),
+    }
 }
 
 /// A byte count for people: "980 B", "12.5 KB", "845 KB", "3.4 MB" (powers of 1000; one
@@ -197,7 +240,15 @@ pub fn format_size(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::format_size;
+    use super::{format_size, occupancy};
+
+    #[test]
+    fn occupancy_counts_people() {
+        assert_eq!(occupancy(0), "Empty");
+        assert_eq!(occupancy(1), "1 person here");
+        assert_eq!(occupancy(2), "2 people here");
+        assert_eq!(occupancy(12), "12 people here");
+    }
 
     #[test]
     fn sizes_read_like_people_write_them() {

@@ -3,7 +3,58 @@
 mod common;
 
 use common::{Harness, call_scene, devices, file_prompt, files, home_scene, peers};
-use portal_ui::{CallStatus, PeerView, Picture, UiEvent, Update};
+use portal_ui::{CallStatus, JoinFailure, Page, PeerView, Picture, ServerSetup, UiEvent, Update};
+
+/// Types `text` on the on-screen keyboard, switching to its symbols for `: / @ #`… and
+/// back to letters for letters (digits and `, . ? ! '` are there in both modes).
+fn type_any(h: &Harness, text: &str) {
+    const SYMBOLS: &str = "-/:;()$&@\"[]{}#%^*+=_\\|~<>";
+    let mut symbols = false;
+    for c in text.chars() {
+        let wanted = if SYMBOLS.contains(c) {
+            true
+        } else if c.is_alphabetic() {
+            false
+        } else {
+            symbols
+        };
+        if wanted != symbols {
+            h.tap(if wanted { "Symbols" } else { "Letters" });
+            symbols = wanted;
+        }
+        if SYMBOLS.contains(c) {
+            h.tap(&format!("Key {c}"));
+        } else {
+            h.type_text(&c.to_string());
+        }
+    }
+    if symbols {
+        h.tap("Letters");
+    }
+}
+
+fn wrong_password() -> JoinFailure {
+    JoinFailure {
+        room: "Board room".into(),
+        message: "Wrong password for this room".into(),
+        ask_password: true,
+    }
+}
+
+fn room_full() -> JoinFailure {
+    JoinFailure {
+        room: "Lobby".into(),
+        message: "The room is full".into(),
+        ask_password: false,
+    }
+}
+
+fn first_run(address: &str, error: &str) -> Update {
+    Update::ServerSetup(Some(ServerSetup {
+        address: address.into(),
+        error: error.into(),
+    }))
+}
 
 #[test]
 fn tapping_a_room_joins_it() {
@@ -254,7 +305,15 @@ fn the_status_banner_shows_what_rust_reports() {
     for (state, words) in [
         (CallStatus::Connecting, "Connecting…"),
         (CallStatus::Connected, "Connected"),
-        (CallStatus::Reconnecting, "Reconnecting…"),
+        (CallStatus::Reconnecting { attempt: 0 }, "Reconnecting"),
+        (
+            CallStatus::Reconnecting { attempt: 1 },
+            "Reconnecting (attempt 1)",
+        ),
+        (
+            CallStatus::Reconnecting { attempt: 12 },
+            "Reconnecting (attempt 12)",
+        ),
         (CallStatus::Offline, "Offline"),
     ] {
         h.apply(Update::Status(state));
@@ -317,6 +376,128 @@ fn unread_chat_is_counted_until_the_chat_is_seen() {
     assert!(!h.exists("Open chat"), "nothing unseen over the stage");
 }
 
+#[test]
+fn a_wrong_password_is_asked_again_on_the_keyboard() {
+    let h = Harness::new(1280, 800);
+    home_scene(&h);
+    // What the kiosk sends when a join is refused for good.
+    h.apply(Update::Call(None));
+    h.apply(Update::ShowPage(Page::Home));
+    h.apply(Update::JoinFailed(Some(wrong_password())));
+    assert!(h.exists("Could not join Board room"));
+    assert!(h.exists("Wrong password for this room"));
+    assert_eq!(h.value("Room password"), "");
+    assert!(
+        !h.exists("Back to home"),
+        "a password failure offers Join and Cancel"
+    );
+
+    h.tap("Join with password");
+    h.no_event();
+    type_any(&h, "Tea#42");
+    assert_eq!(h.value("Room password"), "••••••", "shown as dots only");
+    h.no_event();
+    h.touch("Join with password");
+    assert_eq!(
+        h.event(),
+        UiEvent::JoinWithPassword {
+            room: "Board room".into(),
+            password: "Tea#42".into(),
+        }
+    );
+    h.no_event();
+    assert_eq!(
+        h.value("Room password"),
+        "",
+        "the typed password is cleared"
+    );
+    assert!(h.exists("Join failure"), "open until Rust closes it");
+    h.apply(Update::JoinFailed(None));
+    assert!(!h.exists("Join failure"));
+    assert!(h.exists("Join Board room"), "home again");
+
+    h.apply(Update::JoinFailed(Some(wrong_password())));
+    assert_eq!(h.value("Room password"), "", "a new failure starts empty");
+    h.touch("Cancel");
+    assert_eq!(h.event(), UiEvent::DismissJoinFailure);
+}
+
+#[test]
+fn a_full_room_says_so_and_ok_goes_back_home() {
+    let h = Harness::new(800, 480);
+    home_scene(&h);
+    h.apply(Update::JoinFailed(Some(room_full())));
+    assert!(h.exists("Could not join Lobby"));
+    assert!(h.exists("The room is full"));
+    assert!(!h.exists("Room password"));
+    assert!(!h.exists("Join with password"));
+    h.touch("Join Lobby");
+    h.no_event();
+
+    h.touch("Back to home");
+    assert_eq!(h.event(), UiEvent::DismissJoinFailure);
+    assert!(h.exists("Back to home"), "open until Rust closes it");
+    h.apply(Update::JoinFailed(None));
+    assert!(!h.exists("Back to home"));
+    h.touch("Join Lobby");
+    assert_eq!(h.event(), UiEvent::JoinRoom("lobby".into()));
+
+    // Only on the home page, and a call that starts closes it.
+    h.apply(Update::JoinFailed(Some(room_full())));
+    h.apply(Update::ShowPage(Page::Settings));
+    assert!(!h.exists("Back to home"));
+    h.apply(Update::ShowPage(Page::Home));
+    assert!(h.exists("Back to home"));
+    h.apply(Update::Call(Some("Lobby".into())));
+    h.apply(Update::Call(None));
+    assert!(!h.exists("Back to home"));
+}
+
+#[test]
+fn first_run_saves_the_typed_server_address() {
+    let h = Harness::new(1280, 800);
+    home_scene(&h);
+    h.apply(first_run("wss://", ""));
+    assert!(h.exists("Welcome"));
+    assert!(h.exists("Connect this kiosk to a rooms server"));
+    assert!(!h.exists("Join Board room"), "instead of home");
+    assert!(!h.exists("Show settings"));
+    assert_eq!(h.value("Device name"), "Meeting room 3");
+    assert_eq!(h.value("Version"), "0.1.0");
+    assert_eq!(h.value("Server address"), "wss://");
+    assert!(!h.exists("Server error"));
+
+    type_any(&h, "rooms.example.org:8443");
+    h.no_event();
+    h.touch("Save server address");
+    assert_eq!(
+        h.event(),
+        UiEvent::SetServer("wss://rooms.example.org:8443".into())
+    );
+    h.no_event();
+    assert!(h.exists("Welcome"), "until Rust says otherwise");
+
+    h.apply(first_run(
+        "wss://rooms.example.org:8443",
+        "Could not reach the rooms server",
+    ));
+    assert_eq!(h.value("Server error"), "Could not reach the rooms server");
+    h.tap("Clear server address");
+    assert_eq!(h.value("Server address"), "");
+    type_any(&h, " ws://10.0.0.2/portal ");
+    h.tap("Save server address");
+    assert_eq!(h.event(), UiEvent::SetServer("ws://10.0.0.2/portal".into()));
+    h.tap("Clear server address");
+    h.type_text("   ");
+    h.tap("Save server address");
+    h.no_event();
+
+    h.apply(Update::ServerSetup(None));
+    assert!(!h.exists("Welcome"));
+    assert!(!h.exists("Server error"));
+    assert!(h.exists("Join Board room"), "home");
+}
+
 /// Every touch target on every screen has a role and a label, and is at least 48px
 /// square on the smallest display.
 #[test]
@@ -358,5 +539,12 @@ fn every_touch_target_is_labelled_and_big_enough() {
     h.apply(Update::Call(None));
     h.tap("Show home");
     check("home");
-    assert_eq!(screens.len(), 7);
+    h.apply(Update::JoinFailed(Some(wrong_password())));
+    check("join failure with a password");
+    h.apply(Update::JoinFailed(Some(room_full())));
+    check("join failure");
+    h.apply(Update::JoinFailed(None));
+    h.apply(first_run("wss://", "Could not reach the rooms server"));
+    check("first run");
+    assert_eq!(screens.len(), 10);
 }

@@ -1,4 +1,4 @@
-//! Pixel snapshots of the main screens at the three display sizes, on the software
+//! Pixel snapshots of the main screens at the display sizes, on the software
 //! renderer with the embedded font. `PORTAL_UPDATE_SNAPSHOTS=1` rewrites the references
 //! in `tests/snapshots/`; a failing comparison leaves the actual picture next to the
 //! test's temporary directory for a look.
@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{Harness, call_scene, devices, file_prompt, files, home_scene};
-use portal_ui::Update;
+use portal_ui::{JoinFailure, ServerSetup, Update};
 
 /// Channel difference a pixel may have and still count as equal (anti-aliasing noise).
 const CHANNEL_TOLERANCE: u8 = 16;
@@ -16,6 +16,8 @@ const CHANNEL_TOLERANCE: u8 = 16;
 const MAX_DIFFERING: f64 = 0.002;
 
 const SIZES: [(u32, u32); 3] = [(800, 480), (1280, 720), (1920, 1080)];
+/// The smallest and largest, and the 1280x800 touch screen.
+const TOUCH_SIZES: [(u32, u32); 3] = [(800, 480), (1280, 800), (1920, 1080)];
 
 fn reference_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -95,8 +97,12 @@ fn check(h: &Harness, name: &str) {
 }
 
 fn each_size(scene: impl Fn(&Harness) + Sync, name: &str) {
+    at_sizes(&SIZES, scene, name);
+}
+
+fn at_sizes(sizes: &[(u32, u32)], scene: impl Fn(&Harness) + Sync, name: &str) {
     // One backend per thread: run each size on its own thread.
-    for (width, height) in SIZES {
+    for &(width, height) in sizes {
         std::thread::scope(|s| {
             s.spawn(|| {
                 let h = Harness::new(width, height);
@@ -135,7 +141,9 @@ fn chat() {
     each_size(
         |h| {
             call_scene(h);
-            h.apply(Update::Status(portal_ui::CallStatus::Reconnecting));
+            h.apply(Update::Status(portal_ui::CallStatus::Reconnecting {
+                attempt: 2,
+            }));
             h.apply(Update::ChatMessage(portal_ui::ChatLine {
                 from: "Chioma".into(),
                 text: "Could everyone mute while Ada presents? There is an echo on my side.".into(),
@@ -177,5 +185,50 @@ fn keyboard_and_files() {
             h.tap("Show files");
         },
         "files",
+    );
+}
+
+#[test]
+fn join_failures() {
+    at_sizes(
+        &TOUCH_SIZES,
+        |h| {
+            home_scene(h);
+            h.apply(Update::JoinFailed(Some(JoinFailure {
+                room: "Board room".into(),
+                message: "Wrong password for this room".into(),
+                ask_password: true,
+            })));
+            h.type_text("Tea4");
+        },
+        "join-failure-password",
+    );
+    at_sizes(
+        &TOUCH_SIZES,
+        |h| {
+            home_scene(h);
+            h.apply(Update::JoinFailed(Some(JoinFailure {
+                room: "Lobby".into(),
+                message: "The room is full".into(),
+                ask_password: false,
+            })));
+        },
+        "join-failure",
+    );
+}
+
+#[test]
+fn first_run() {
+    at_sizes(
+        &TOUCH_SIZES,
+        |h| {
+            home_scene(h);
+            h.apply(Update::ServerSetup(Some(ServerSetup {
+                address: "wss://rooms.example.org".into(),
+                error: "Could not reach rooms.example.org: connection refused".into(),
+            })));
+            h.tap("Symbols");
+        },
+        "first-run",
     );
 }
