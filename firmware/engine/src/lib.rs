@@ -16,7 +16,10 @@
 //!   names safe.
 //! - [`backoff`]: reconnect and ICE-restart delays with seeded jitter.
 //! - [`stage`]: which peer the room display shows large.
-//! - [`engine`]: the session that ties them together.
+//! - [`file_key`]: `PEER-ID`, how people and tools name a transfer.
+//! - [`lobby`]: the home screen's occupancy question (how many people are in a room).
+//! - [`engine`]: the session that ties them together: the call with the server, the
+//!   peer connections, chat and files.
 //!
 //! `cargo xtask lint` checks that this crate never depends on tokio, gstreamer, webrtc,
 //! rtc or slint.
@@ -24,15 +27,18 @@
 pub mod backoff;
 pub mod chat;
 pub mod engine;
+pub mod file_key;
+pub mod lobby;
 pub mod names;
 pub mod room;
 pub mod stage;
 pub mod transfer;
 
 pub use engine::{
-    BitrateConfig, Channel, ConnectionState, Engine, EngineConfig, EngineError, Event, Input,
-    MediaState, Output,
+    BitrateConfig, CallState, Channel, ConnectionState, Engine, EngineConfig, EngineError, Event,
+    Input, MediaState, Output,
 };
+pub use file_key::{BadFileId, FileKey, FileRef};
 pub use room::{OfferRole, Peer};
 pub use stage::StageReason;
 pub use transfer::{FileAction, ReceivePolicy, Transfer, TransferState};

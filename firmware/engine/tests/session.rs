@@ -7,60 +7,12 @@ use portal_engine::{
     Channel, ConnectionState, Engine, EngineConfig, Event, Input, OfferRole, Output, StageReason,
 };
 use portal_proto::{
-    ClientMessage, ErrorCode, PeerId, PeerInfo, Role, SdpType, ServerMessage, SessionDescription,
-    SignalData,
+    ClientMessage, PeerId, Role, SdpType, ServerMessage, SessionDescription, SignalData,
 };
 
-fn info(id: u64, role: Role) -> PeerInfo {
-    PeerInfo {
-        id: PeerId(id),
-        name: format!("peer {id}"),
-        role,
-    }
-}
+mod common;
 
-fn welcome(id: u64, resumed: bool) -> Input {
-    Input::Server(ServerMessage::Welcome {
-        protocol: 1,
-        peer_id: PeerId(id),
-        server_time: 0.0,
-        ice_servers: vec![],
-        resume_token: format!("token-{id}"),
-        resumed,
-    })
-}
-
-fn joined(me: u64, peers: Vec<PeerInfo>) -> Input {
-    Input::Server(ServerMessage::Joined {
-        room: "r".into(),
-        peer_id: PeerId(me),
-        peers,
-        watch: None,
-        doc_token: String::new(),
-    })
-}
-
-fn drain(e: &mut Engine) -> Vec<Output> {
-    std::iter::from_fn(|| e.poll_output()).collect()
-}
-
-fn started(outs: &[Output]) -> Vec<(u64, OfferRole)> {
-    outs.iter()
-        .filter_map(|o| match o {
-            Output::StartPeer { peer, role, .. } => Some((peer.0, *role)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn stopped(outs: &[Output]) -> Vec<u64> {
-    outs.iter()
-        .filter_map(|o| match o {
-            Output::StopPeer { peer } => Some(peer.0),
-            _ => None,
-        })
-        .collect()
-}
+use common::{drain, info, joined, started, stopped, welcome};
 
 /// A kiosk with id 10 in a room with browser 3 and kiosks 5 and 12.
 fn in_room(t0: Instant) -> Engine {
@@ -201,7 +153,7 @@ fn reconnects_with_growing_jittered_backoff_and_keeps_calls_when_resumed() {
             stopped(&outs).is_empty(),
             "a signaling drop keeps the peer connections"
         );
-        let Some(Output::Event(Event::Disconnected { retry_in })) = outs.last() else {
+        let Some(Output::Event(Event::Disconnected { retry_in, .. })) = outs.last() else {
             panic!("{outs:?}");
         };
         delays.push(*retry_in);
@@ -248,7 +200,7 @@ fn reconnects_with_growing_jittered_backoff_and_keeps_calls_when_resumed() {
     // The backoff was reset by the join: the next drop waits the short delay again.
     e.handle(now, Input::SignalingClosed);
     let outs = drain(&mut e);
-    let Some(Output::Event(Event::Disconnected { retry_in })) = outs.last() else {
+    let Some(Output::Event(Event::Disconnected { retry_in, .. })) = outs.last() else {
         panic!("{outs:?}");
     };
     assert!(*retry_in <= Duration::from_millis(500));
@@ -501,49 +453,6 @@ fn the_encoder_follows_the_lowest_send_estimate_within_bounds() {
         outs.contains(&Output::VideoBitrate { kbps: 2500 }),
         "{outs:?}"
     );
-}
-
-#[test]
-fn refused_joins_retry_only_when_waiting_can_help() {
-    let t0 = Instant::now();
-    let mut e = Engine::new(EngineConfig::new("r", "k"));
-    drain(&mut e);
-    e.handle(t0, Input::SignalingOpened);
-    e.handle(t0, welcome(1, false));
-    drain(&mut e);
-    e.handle(
-        t0,
-        Input::Server(ServerMessage::Error {
-            code: ErrorCode::RoomFull,
-            message: "full".into(),
-        }),
-    );
-    let outs = drain(&mut e);
-    assert!(matches!(
-        &outs[..],
-        [Output::Event(Event::JoinFailed { retrying: true, .. })]
-    ));
-    let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
-    assert!(matches!(
-        &drain(&mut e)[..],
-        [Output::Send(ClientMessage::Join { .. })]
-    ));
-    e.handle(
-        due,
-        Input::Server(ServerMessage::Error {
-            code: ErrorCode::WrongPassword,
-            message: "no".into(),
-        }),
-    );
-    assert!(matches!(
-        &drain(&mut e)[..],
-        [Output::Event(Event::JoinFailed {
-            retrying: false,
-            ..
-        })]
-    ));
-    assert_eq!(e.poll_timeout(), None);
 }
 
 #[test]
