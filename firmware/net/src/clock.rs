@@ -1,10 +1,10 @@
-//! Clock offset to the rooms server from ping/pong round trips, and the reconnect delay.
+//! Clock offset to the rooms server from ping/pong round trips.
 //!
-//! Both follow the browser client (`signaling/web/src/clock.ts`, `backoff.ts`) so a kiosk
-//! and a browser in the same room agree on server time and back off alike.
+//! It follows the browser client (`signaling/web/src/clock.ts`) so a kiosk and a browser
+//! in the same room agree on server time. (When to reconnect is the engine's decision:
+//! `portal_engine::backoff`.)
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 /// One ping/pong round trip, all times in ms since the Unix epoch.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,35 +84,6 @@ impl ClockOffset {
     }
 }
 
-/// Exponential backoff with half jitter, capped: attempt `n` waits between half and all
-/// of `min(cap, base * 2^n)`, so a restarted server is not hit by every client at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
-    pub base: Duration,
-    pub cap: Duration,
-}
-
-impl Default for Backoff {
-    /// 500 ms doubling up to 15 s, as the browser client does.
-    fn default() -> Self {
-        Self {
-            base: Duration::from_millis(500),
-            cap: Duration::from_secs(15),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before reconnect attempt `attempt` (0 for the first), with `random` in
-    /// `[0, 1)`.
-    pub fn delay(&self, attempt: u32, random: f64) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.min(30));
-        let ceiling = self.base.saturating_mul(factor).min(self.cap);
-        let random = random.clamp(0.0, 1.0);
-        ceiling / 2 + ceiling.mul_f64(random / 2.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,15 +123,5 @@ mod tests {
         clock.add(sample(0.0, 60.0, 9.0));
         assert_eq!(clock.len(), 2);
         assert!((clock.offset_ms() - 7.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_caps() {
-        let b = Backoff::default();
-        assert_eq!(b.delay(0, 0.0), Duration::from_millis(250));
-        assert_eq!(b.delay(0, 1.0), Duration::from_millis(500));
-        assert_eq!(b.delay(3, 0.0), Duration::from_secs(2));
-        assert_eq!(b.delay(10, 1.0), Duration::from_secs(15));
-        assert_eq!(b.delay(u32::MAX, 0.5), Duration::from_millis(11_250));
     }
 }

@@ -4,23 +4,27 @@
 //! what a file transfer needs next and when to reconnect a peer; the kiosk binary wires the
 //! two together with `portal-media`, which encodes and decodes. The seams are plain types:
 //!
-//! - [`signaling`]: [`signaling::connect`] opens the WebSocket to the rooms server and
-//!   yields [`signaling::SignalingEvent`]s (welcome, joined, peers coming and going,
-//!   relayed `signal`s); the [`signaling::SignalingHandle`] sends `signal` and `watch`,
-//!   knows the server clock offset and leaves. It reconnects with backoff and resumes the
-//!   same peer id, so browsers keep their calls across a drop.
-//! - [`peer`]: [`peer::Peer::connect`] builds one webrtc-rs peer connection with Portal's
-//!   fixed layout (audio, camera, screen; `chat` and `file` channels) and reports
+//! - [`signaling`]: the WebSocket to the rooms server as a transport:
+//!   [`signaling::start`] gives a [`SignalingTransport`] that opens a connection when told,
+//!   sends `ClientMessage`s and reports [`TransportEvent`]s (opened, each
+//!   `ServerMessage`, closed); it keeps the server clock offset from ping/pong. What to
+//!   say and when to reconnect is `portal-engine`'s decision.
+//! - [`peer`]: [`PeerConnection::connect`] builds one webrtc-rs peer connection with
+//!   Portal's fixed layout (audio, camera, screen; `chat` and `file` channels) and reports
 //!   `(PeerId, PeerEvent)` on an `mpsc` channel: SDP and candidates to relay, state,
 //!   channel messages, remote RTP, keyframe requests.
 //! - [`media`]: what crosses to the media side: [`media::MediaSample`] (an encoded frame
 //!   to send), [`media::RemoteRtp`] (a received RTP packet with its codec and slot).
 //!
-//! A typical kiosk loop: on `SignalingEvent::Signal` with an offer from a browser, create a
-//! `Peer` with `Negotiation::Answer` (if there is none yet) and `handle_signal` it; forward
-//! every `PeerEvent::Signal` with `SignalingHandle::signal`; feed encoded samples of the
-//! negotiated codec to `Peer::write_sample`; hand `PeerEvent::Rtp` to a depayloader; turn
-//! `PeerEvent::KeyframeRequested` into a force-key-unit event on the encoder.
+//! The media vocabulary ([`Slot`], [`Codec`], [`Channel`], [`ConnectionState`],
+//! [`KeyframeRequest`]) is defined once in `portal_proto::media` and re-exported here.
+//!
+//! A typical kiosk loop: when the engine starts a peer, create a `PeerConnection` with the
+//! `Negotiation` it chose and `handle_signal` what the remote relays; send every
+//! `PeerEvent::Signal` back through the signaling transport; feed encoded samples of the
+//! negotiated codec to `PeerConnection::write_sample`; hand `PeerEvent::Rtp` to a
+//! depayloader; turn `PeerEvent::KeyframeRequested` into a force-key-unit event on the
+//! encoder.
 
 pub mod clock;
 pub mod codec;
@@ -31,9 +35,10 @@ pub mod rtcp;
 pub mod signaling;
 
 pub use congestion::{BitrateBounds, SendEstimate};
-pub use media::{Codec, KeyframeRequest, MediaSample, RemoteCodec, RemoteRtp, Slot};
+pub use media::{MediaSample, RemoteCodec, RemoteRtp};
 pub use peer::{
-    Channel, ChannelMessage, ConnectionState, IceTimeouts, Negotiation, Peer, PeerConfig,
-    PeerError, PeerEvent, PeerEvents, PeerStats,
+    ChannelMessage, IceTimeouts, Negotiation, PeerConfig, PeerConnection, PeerError, PeerEvent,
+    PeerEvents, PeerStats,
 };
-pub use signaling::{SignalingConfig, SignalingError, SignalingEvent, SignalingHandle};
+pub use portal_proto::media::{Channel, Codec, ConnectionState, KeyframeRequest, Slot};
+pub use signaling::{SignalingTransport, TransportConfig, TransportError, TransportEvent};

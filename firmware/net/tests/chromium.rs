@@ -15,27 +15,26 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use portal_net::codec::{is_compatible_h264, rtp_sections};
-use portal_net::signaling::{self, SignalingConfig, SignalingEvent, SignalingHandle};
 use portal_net::{
     Channel, ChannelMessage, Codec, ConnectionState, KeyframeRequest, MediaSample, Negotiation,
-    Peer, PeerConfig, PeerEvent, Slot,
+    PeerConfig, PeerConnection, PeerEvent, Slot,
 };
 use portal_proto::channel::ChatChannelMessage;
 use portal_proto::{IceServer, PeerId, Role, SdpType, SignalData};
+use portal_testkit::{NodeDriver, ServerProc, TempDir, wait_until_async};
+use room::{Room as SignalingHandle, RoomEvent as SignalingEvent};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
 mod common;
+mod room;
 
-use common::{LONG, Server, TempDir};
+use common::LONG;
 
 /// One encoded frame of the test clip (an H.264 access unit or a VP8 frame).
 #[derive(Clone)]
@@ -226,7 +225,7 @@ struct Observed {
     camera_mime: Option<String>,
     keyframe_requests: Vec<KeyframeRequest>,
     samples_written: u64,
-    peer: Option<Peer>,
+    peer: Option<PeerConnection>,
 }
 
 type Shared = Arc<Mutex<Observed>>;
@@ -236,17 +235,7 @@ fn observe<R>(shared: &Shared, f: impl FnOnce(&mut Observed) -> R) -> R {
 }
 
 async fn wait_until(what: &str, shared: &Shared, cond: impl Fn(&Observed) -> bool) {
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        if observe(shared, |o| cond(o)) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_async(LONG, what, || observe(shared, |o| cond(o))).await;
 }
 
 /// The kiosk: answers browsers, relays signals, records what happens.
@@ -258,19 +247,15 @@ async fn run_kiosk(
     let (peer_tx, mut peer_rx) = mpsc::channel(1024);
     let mut ice_servers: Vec<IceServer> = Vec::new();
     let mut roles: HashMap<PeerId, Role> = HashMap::new();
-    let mut peers: HashMap<PeerId, Peer> = HashMap::new();
+    let mut peers: HashMap<PeerId, PeerConnection> = HashMap::new();
     loop {
         tokio::select! {
             event = signal_events.recv() => {
                 let Some(event) = event else { return };
                 match event {
                     SignalingEvent::Welcome { ice_servers: servers, .. } => ice_servers = servers,
-                    SignalingEvent::Joined { peers: list, .. } => {
-                        for p in list {
-                            roles.insert(p.id, p.role);
-                        }
-                    }
-                    SignalingEvent::PeerJoined(info) => {
+                    SignalingEvent::PeerJoined(info, offer) => {
+                        assert!(!offer, "a browser always offers to a kiosk");
                         roles.insert(info.id, info.role);
                     }
                     SignalingEvent::PeerLeft(id) => {
@@ -294,7 +279,7 @@ async fn run_kiosk(
                                 assert_eq!(roles.get(&from), Some(&Role::Browser));
                                 let mut config = PeerConfig::new(from, Negotiation::Answer);
                                 config.ice_servers.clone_from(&ice_servers);
-                                let peer = Peer::connect(config, peer_tx.clone())
+                                let peer = PeerConnection::connect(config, peer_tx.clone())
                                     .await
                                     .expect("peer connection");
                                 observe(&shared, |o| o.peer = Some(peer.clone()));
@@ -384,55 +369,14 @@ async fn feed_camera(codec: Codec, units: Vec<AccessUnit>, shared: Shared) {
     }
 }
 
-struct Browser {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Browser {
-    fn start(server: &Server, room: &str, query: &str, no_media: bool) -> Browser {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser-peer.mjs");
-        let mut child = Command::new("node")
-            .arg(script)
-            .arg(&server.base)
-            .arg(room)
-            .arg(query)
-            .arg(if no_media { "nomedia" } else { "" })
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        Browser {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    async fn call(&mut self, cmd: Value) -> Value {
-        let line = format!("{cmd}\n");
-        self.stdin
-            .write_all(line.as_bytes())
-            .await
-            .expect("write to driver");
-        self.stdin.flush().await.expect("flush driver");
-        let answer = tokio::time::timeout(LONG + Duration::from_secs(30), self.lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("driver did not answer {cmd}"))
-            .expect("read driver")
-            .unwrap_or_else(|| panic!("driver exited during {cmd}"));
-        let value: Value = serde_json::from_str(&answer).expect("driver answers JSON");
-        assert_eq!(
-            value["ok"],
-            json!(true),
-            "driver command {cmd} failed: {value}"
-        );
-        value
-    }
+/// `browser-peer.mjs` in `room`: Portal's browser client in Chromium, with `query` added
+/// to its URL; `no_media` gives it no camera or microphone permission.
+fn start_browser(server: &ServerProc, room: &str, query: &str, no_media: bool) -> NodeDriver {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser-peer.mjs");
+    let base = server.http_url("");
+    let mode = if no_media { "nomedia" } else { "" };
+    NodeDriver::start(script, [base.as_str(), room, query, mode], &[])
+        .reply_timeout(LONG + Duration::from_secs(30))
 }
 
 fn video_codec_lines(sdp: &str) -> Vec<String> {
@@ -470,7 +414,7 @@ async fn call_chromium(video: Codec, query: &str, restart_server: bool) {
     common::init_tracing();
     let clip_dir = TempDir::new("clip");
     let units = tokio::task::spawn_blocking({
-        let dir = clip_dir.0.clone();
+        let dir = clip_dir.path().to_owned();
         move || match video {
             Codec::Vp8 => make_vp8(&dir),
             _ => make_h264(&dir),
@@ -484,7 +428,7 @@ async fn call_chromium(video: Codec, query: &str, restart_server: bool) {
         "a clip starting with a keyframe"
     );
     let opus = tokio::task::spawn_blocking({
-        let dir = clip_dir.0.join("opus");
+        let dir = clip_dir.join("opus");
         move || {
             std::fs::create_dir_all(&dir).expect("opus dir");
             make_opus(&dir)
@@ -498,28 +442,16 @@ async fn call_chromium(video: Codec, query: &str, restart_server: bool) {
         _ => "video/H264",
     };
 
-    let dist = common::workspace_root().join("signaling/web/dist");
-    assert!(
-        dist.join("index.html").is_file(),
-        "the browser client is not built: run `npm ci && npm run build` in signaling/web"
-    );
-    let data = TempDir::new("server");
-    let mut server = Server::start("127.0.0.1:0", &data.0, &[]).await;
+    let mut server = ServerProc::builder().web_dist().start_async().await;
     let room = format!("interop-{}", rand::random::<u32>());
-    let (signaling, events) =
-        signaling::connect(SignalingConfig::new(server.ws_url(), "Kiosk", room.clone()))
-            .expect("signaling config");
+    let (signaling, events) = room::join(server.ws_url(), "Kiosk", &room, None);
     let shared: Shared = Arc::default();
     let kiosk = tokio::spawn(run_kiosk(signaling.clone(), events, Arc::clone(&shared)));
     let feeder = tokio::spawn(feed_camera(video, units, Arc::clone(&shared)));
     let audio = tokio::spawn(feed_audio(opus, Arc::clone(&shared)));
-    let deadline = tokio::time::Instant::now() + LONG;
-    while !signaling.is_joined() {
-        assert!(tokio::time::Instant::now() < deadline, "kiosk did not join");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_async(LONG, "the kiosk to join", || signaling.is_joined()).await;
 
-    let mut browser = Browser::start(&server, &room, query, false);
+    let mut browser = start_browser(&server, &room, query, false);
 
     // 1. The browser's connection to the kiosk comes up, on both sides.
     let connected = browser.call(json!({"cmd": "waitConnected"})).await;
@@ -705,25 +637,13 @@ async fn call_chromium(video: Codec, query: &str, restart_server: bool) {
         //    and the call itself (same connection on both sides) goes on.
         let kiosk_id = signaling.peer_id().expect("kiosk id");
         browser.call(json!({"cmd": "tag"})).await;
-        let port = server.port();
-        server.stop().await;
-        let deadline = tokio::time::Instant::now() + LONG;
-        while signaling.is_joined() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the drop went unnoticed"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server = Server::start(&format!("127.0.0.1:{port}"), &data.0, &[]).await;
-        let deadline = tokio::time::Instant::now() + LONG;
-        while !signaling.is_joined() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the kiosk did not rejoin"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        server.terminate_async().await;
+        wait_until_async(LONG, "the kiosk to notice the drop", || {
+            !signaling.is_joined()
+        })
+        .await;
+        server.restart_async().await;
+        wait_until_async(LONG, "the kiosk to rejoin", || signaling.is_joined()).await;
         assert_eq!(
             signaling.peer_id(),
             Some(kiosk_id),
@@ -750,12 +670,11 @@ async fn call_chromium(video: Codec, query: &str, restart_server: bool) {
 
     feeder.abort();
     audio.abort();
-    browser.call(json!({"cmd": "quit"})).await;
-    let _ = tokio::time::timeout(Duration::from_secs(20), browser.child.wait()).await;
+    browser.quit().await;
     signaling.leave().await;
     peer.close().await;
     kiosk.abort();
-    server.stop().await;
+    server.terminate_async().await;
 }
 
 /// A browser without camera or microphone permission joins receive-only, and Chromium
@@ -767,26 +686,19 @@ async fn kiosk_reaches_a_chromium_that_hides_its_addresses_behind_mdns() {
     common::init_tracing();
     let clip_dir = TempDir::new("clip-mdns");
     let units = tokio::task::spawn_blocking({
-        let dir = clip_dir.0.clone();
+        let dir = clip_dir.path().to_owned();
         move || make_h264(&dir)
     })
     .await
     .expect("clip task");
-    let data = TempDir::new("server-mdns");
-    let server = Server::start("127.0.0.1:0", &data.0, &[]).await;
+    let mut server = ServerProc::builder().web_dist().start_async().await;
     let room = format!("mdns-{}", rand::random::<u32>());
-    let (signaling, events) =
-        signaling::connect(SignalingConfig::new(server.ws_url(), "Kiosk", room.clone()))
-            .expect("signaling config");
+    let (signaling, events) = room::join(server.ws_url(), "Kiosk", &room, None);
     let shared: Shared = Arc::default();
     let kiosk = tokio::spawn(run_kiosk(signaling.clone(), events, Arc::clone(&shared)));
     let feeder = tokio::spawn(feed_camera(Codec::H264, units, Arc::clone(&shared)));
-    let deadline = tokio::time::Instant::now() + LONG;
-    while !signaling.is_joined() {
-        assert!(tokio::time::Instant::now() < deadline, "kiosk did not join");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut browser = Browser::start(&server, &room, "", true);
+    wait_until_async(LONG, "the kiosk to join", || signaling.is_joined()).await;
+    let mut browser = start_browser(&server, &room, "", true);
     browser.call(json!({"cmd": "waitConnected"})).await;
     wait_until("the kiosk's side to connect", &shared, |o| {
         o.states.contains(&ConnectionState::Connected)
@@ -813,10 +725,9 @@ async fn kiosk_reaches_a_chromium_that_hides_its_addresses_behind_mdns() {
     })
     .await;
     feeder.abort();
-    browser.call(json!({"cmd": "quit"})).await;
-    let _ = tokio::time::timeout(Duration::from_secs(20), browser.child.wait()).await;
+    browser.quit().await;
     signaling.leave().await;
     peer.close().await;
     kiosk.abort();
-    server.stop().await;
+    server.terminate_async().await;
 }

@@ -3,24 +3,26 @@
 //! offerer restarts ICE.
 
 mod common;
+mod room;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Server, TempDir, init_tracing, wait_for};
-use portal_net::signaling::{self, SignalingConfig, SignalingEvent, SignalingHandle};
+use common::{LONG, init_tracing};
 use portal_net::{
-    Channel, ChannelMessage, Codec, ConnectionState, MediaSample, Negotiation, Peer, PeerConfig,
-    PeerError, PeerEvent, Slot,
+    Channel, ChannelMessage, Codec, ConnectionState, MediaSample, Negotiation, PeerConfig,
+    PeerConnection, PeerError, PeerEvent, Slot,
 };
 use portal_proto::{IceServer, PeerId, Role};
+use portal_testkit::{ServerProc, wait_until_async};
+use room::{Room as SignalingHandle, RoomEvent as SignalingEvent};
 use tokio::sync::mpsc;
 
 #[derive(Default)]
 struct Seen {
-    peer: Option<Peer>,
+    peer: Option<PeerConnection>,
     states: Vec<ConnectionState>,
     negotiated: Option<[Option<Codec>; 3]>,
     open: Vec<Channel>,
@@ -47,7 +49,7 @@ async fn kiosk(
     let (peer_tx, mut peer_rx) = mpsc::channel(1024);
     let mut ice_servers: Vec<IceServer> = Vec::new();
     let mut me: Option<PeerId> = None;
-    let mut peers: HashMap<PeerId, Peer> = HashMap::new();
+    let mut peers: HashMap<PeerId, PeerConnection> = HashMap::new();
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -58,15 +60,14 @@ async fn kiosk(
                         me = Some(peer_id);
                         ice_servers = s;
                     }
-                    SignalingEvent::Joined { peers: list, .. } => found.extend(list),
-                    SignalingEvent::PeerJoined(info) => found.push(info),
+                    SignalingEvent::PeerJoined(info, offer) => found.push((info, offer)),
                     SignalingEvent::Signal { from, data } => {
                         let peer = match peers.entry(from) {
                             Entry::Occupied(known) => known.into_mut(),
                             Entry::Vacant(slot) => {
                                 let mut config = PeerConfig::new(from, Negotiation::Answer);
                                 config.ice_servers.clone_from(&ice_servers);
-                                let peer = Peer::connect(config, peer_tx.clone())
+                                let peer = PeerConnection::connect(config, peer_tx.clone())
                                     .await
                                     .expect("peer");
                                 seen(&shared, |s| s.peer = Some(peer.clone()));
@@ -79,13 +80,14 @@ async fn kiosk(
                     }
                     _ => {}
                 }
-                for info in found {
+                for (info, offer) in found {
                     let me = me.expect("welcome before peers");
-                    // Between kiosks the lower id offers.
-                    if info.role == Role::Kiosk && me < info.id && !peers.contains_key(&info.id) {
+                    // Between kiosks the lower id offers: the engine says so.
+                    assert_eq!(offer, info.role == Role::Kiosk && me < info.id);
+                    if offer && !peers.contains_key(&info.id) {
                         let mut config = PeerConfig::new(info.id, Negotiation::Offer);
                         config.ice_servers.clone_from(&ice_servers);
-                        let peer = Peer::connect(config, peer_tx.clone()).await.expect("peer");
+                        let peer = PeerConnection::connect(config, peer_tx.clone()).await.expect("peer");
                         seen(&shared, |s| s.peer = Some(peer.clone()));
                         peers.insert(info.id, peer);
                     }
@@ -141,21 +143,18 @@ fn fake_h264_frame(n: u8) -> MediaSample {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_kiosks_call_each_other() {
     init_tracing();
-    let data = TempDir::new("pair");
-    let server = Server::start("127.0.0.1:0", &data.0, &[]).await;
+    let mut server = ServerProc::builder().start_async().await;
     let room = "kiosks";
-    let (a_sig, a_events) =
-        signaling::connect(SignalingConfig::new(server.ws_url(), "Kiosk A", room)).expect("config");
-    wait_for("A joined", || a_sig.is_joined()).await;
-    let (b_sig, b_events) =
-        signaling::connect(SignalingConfig::new(server.ws_url(), "Kiosk B", room)).expect("config");
+    let (a_sig, a_events) = room::join(server.ws_url(), "Kiosk A", room, None);
+    wait_until_async(LONG, "A joined", || a_sig.is_joined()).await;
+    let (b_sig, b_events) = room::join(server.ws_url(), "Kiosk B", room, None);
     let a: Shared = Arc::default();
     let b: Shared = Arc::default();
     let a_task = tokio::spawn(kiosk(a_sig.clone(), a_events, Arc::clone(&a)));
     let b_task = tokio::spawn(kiosk(b_sig.clone(), b_events, Arc::clone(&b)));
 
     // A joined first and so has the lower id: A offers.
-    wait_for("both connected", || {
+    wait_until_async(LONG, "both connected", || {
         seen(&a, |s| s.states.contains(&ConnectionState::Connected))
             && seen(&b, |s| s.states.contains(&ConnectionState::Connected))
     })
@@ -164,7 +163,7 @@ async fn two_kiosks_call_each_other() {
     let pb = seen(&b, |s| s.peer.clone()).expect("B's peer");
     assert_eq!(pa.negotiation(), Negotiation::Offer);
     assert_eq!(pb.negotiation(), Negotiation::Answer);
-    wait_for("negotiated on both", || {
+    wait_until_async(LONG, "negotiated on both", || {
         seen(&a, |s| s.negotiated.is_some()) && seen(&b, |s| s.negotiated.is_some())
     })
     .await;
@@ -192,7 +191,7 @@ async fn two_kiosks_call_each_other() {
             }
         })
     };
-    wait_for("camera RTP at B", || {
+    wait_until_async(LONG, "camera RTP at B", || {
         seen(&b, |s| s.rtp.get(&Slot::Camera).copied().unwrap_or(0) >= 20)
     })
     .await;
@@ -202,7 +201,7 @@ async fn two_kiosks_call_each_other() {
     );
 
     // B asks A for a keyframe; the PLI reaches A's application.
-    let deadline = tokio::time::Instant::now() + common::LONG;
+    let deadline = tokio::time::Instant::now() + LONG;
     while seen(&a, |s| s.keyframe_requests == 0) {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -216,7 +215,7 @@ async fn two_kiosks_call_each_other() {
     }
 
     // Both channels open on both sides; text and binary both ways.
-    wait_for("channels open", || {
+    wait_until_async(LONG, "channels open", || {
         [&a, &b].iter().all(|x| {
             seen(x, |s| {
                 s.open.contains(&Channel::Chat) && s.open.contains(&Channel::File)
@@ -243,7 +242,7 @@ async fn two_kiosks_call_each_other() {
             .await
             .expect("chunk B→A");
     }
-    wait_for("messages delivered", || {
+    wait_until_async(LONG, "messages delivered", || {
         seen(&b, |s| {
             s.texts
                 .iter()
@@ -270,8 +269,11 @@ async fn two_kiosks_call_each_other() {
     assert!(matches!(pb.restart_ice().await, Err(PeerError::NotOfferer)));
     let before = seen(&b, |s| s.rtp.get(&Slot::Camera).copied().unwrap_or(0));
     pa.restart_ice().await.expect("offerer restarts ICE");
-    wait_for("restart reported", || seen(&a, |s| s.ice_restarts == 1)).await;
-    wait_for("media after the restart", || {
+    wait_until_async(LONG, "restart reported", || {
+        seen(&a, |s| s.ice_restarts == 1)
+    })
+    .await;
+    wait_until_async(LONG, "media after the restart", || {
         seen(&b, |s| s.rtp.get(&Slot::Camera).copied().unwrap_or(0)) > before + 30
     })
     .await;
@@ -279,7 +281,7 @@ async fn two_kiosks_call_each_other() {
     pa.send_text(Channel::Chat, "after restart")
         .await
         .expect("chat after restart");
-    wait_for("chat after restart", || {
+    wait_until_async(LONG, "chat after restart", || {
         seen(&b, |s| s.texts.iter().any(|(_, t)| t == "after restart"))
     })
     .await;
@@ -296,5 +298,5 @@ async fn two_kiosks_call_each_other() {
     pb.close().await;
     a_task.abort();
     b_task.abort();
-    server.stop().await;
+    server.terminate_async().await;
 }

@@ -1,25 +1,27 @@
-//! The signaling client against the real `portal-server`: typed errors, and a server
-//! restart survived with the same peer id.
+//! The signaling transport against the real `portal-server`, with the real engine deciding
+//! (as the kiosk runs them): typed refusals, a server restart survived with the same
+//! peer id, the clock, and the transport's own promises (nothing is sent before it is
+//! open, a close it was told to make is not reported as a drop).
 
 mod common;
+mod room;
 
-use common::{LONG, Server, TempDir, init_tracing, wait_for};
-use portal_net::signaling::{self, SignalingConfig, SignalingError, SignalingEvent};
-use portal_proto::{PeerId, Role};
+use common::{LONG, init_tracing};
+use portal_net::signaling::{self, TransportConfig, TransportError, TransportEvent};
+use portal_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, Role, ServerMessage};
+use portal_testkit::{ServerProc, wait_until_async};
+use room::RoomEvent;
 use tokio::sync::mpsc;
 
 /// The next event that `pick` accepts, skipping the others.
-async fn next_matching<T>(
-    events: &mut mpsc::Receiver<SignalingEvent>,
+async fn next_matching<E: std::fmt::Debug, T>(
+    events: &mut mpsc::Receiver<E>,
     what: &str,
-    mut pick: impl FnMut(&SignalingEvent) -> Option<T>,
+    mut pick: impl FnMut(&E) -> Option<T>,
 ) -> T {
     tokio::time::timeout(LONG, async {
         loop {
-            let event = events
-                .recv()
-                .await
-                .expect("the client reports until it stops");
+            let event = events.recv().await.expect("events until stopped");
             if let Some(found) = pick(&event) {
                 return found;
             }
@@ -29,167 +31,166 @@ async fn next_matching<T>(
     .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
-fn config(server: &Server, name: &str, room: &str, password: Option<&str>) -> SignalingConfig {
-    let mut config = SignalingConfig::new(server.ws_url(), name, room);
-    config.password = password.map(str::to_owned);
-    config
-}
-
-#[tokio::test]
-async fn wrong_password_and_full_room_stop_with_typed_errors() {
-    init_tracing();
-    let data = TempDir::new("sig-errors");
-    let server = Server::start("127.0.0.1:0", &data.0, &["--max-peers", "1"]).await;
-
-    let (first, mut first_events) =
-        signaling::connect(config(&server, "First", "locked", Some("secret"))).expect("config");
-    let joined = next_matching(&mut first_events, "joined", |e| match e {
-        SignalingEvent::Joined { peers, .. } => Some(peers.len()),
-        _ => None,
-    })
-    .await;
-    assert_eq!(joined, 0);
-
-    let (_wrong, mut wrong_events) =
-        signaling::connect(config(&server, "Wrong", "locked", Some("guess"))).expect("config");
-    let stopped = next_matching(&mut wrong_events, "stopped", |e| match e {
-        SignalingEvent::Stopped(e) => Some(e.clone()),
-        _ => None,
-    })
-    .await;
-    assert!(
-        matches!(stopped.as_deref(), Some(SignalingError::WrongPassword(_))),
-        "{stopped:?}"
-    );
-
-    let (late, mut late_events) =
-        signaling::connect(config(&server, "Late", "locked", Some("secret"))).expect("config");
-    let stopped = next_matching(&mut late_events, "stopped", |e| match e {
-        SignalingEvent::Stopped(e) => Some(e.clone()),
-        _ => None,
-    })
-    .await;
-    assert!(
-        matches!(stopped.as_deref(), Some(SignalingError::RoomFull(_))),
-        "{stopped:?}"
-    );
-    assert_eq!(
-        late.signal(PeerId(1), portal_proto::SignalData::Candidate(candidate()))
-            .await,
-        Err(SignalingError::Closed)
-    );
-
-    // A bad configuration never reaches the server.
-    assert!(matches!(
-        signaling::connect(SignalingConfig::new("http://x/ws", "A", "b")),
-        Err(SignalingError::InvalidUrl { .. })
-    ));
-    first.leave().await;
-    server.stop().await;
-}
-
-fn candidate() -> portal_proto::IceCandidate {
-    portal_proto::IceCandidate {
+fn candidate() -> portal_proto::SignalData {
+    portal_proto::SignalData::Candidate(portal_proto::IceCandidate {
         candidate: String::new(),
         sdp_mid: None,
         sdp_m_line_index: None,
         username_fragment: None,
-    }
+    })
+}
+
+#[tokio::test]
+async fn the_transport_carries_messages_and_reports_only_real_drops() {
+    init_tracing();
+    let mut server = ServerProc::builder().start_async().await;
+    assert!(matches!(
+        signaling::start(TransportConfig::new("http://x/ws")),
+        Err(TransportError::InvalidUrl { .. })
+    ));
+    let (transport, mut events) =
+        signaling::start(TransportConfig::new(server.ws_url())).expect("a ws:// URL");
+    assert_eq!(
+        transport.send(ClientMessage::Leave),
+        Err(TransportError::NotConnected),
+        "nothing is sent before a connection is asked for"
+    );
+    transport.connect();
+    next_matching(&mut events, "opened", |e| {
+        matches!(e, TransportEvent::Opened).then_some(())
+    })
+    .await;
+    transport
+        .send(ClientMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: "Transport".into(),
+            role: Role::Kiosk,
+            resume: None,
+        })
+        .expect("open");
+    next_matching(&mut events, "welcome", |e| {
+        matches!(e, TransportEvent::Message(ServerMessage::Welcome { .. })).then_some(())
+    })
+    .await;
+    // After welcome the transport probes the clock; pongs stay with it.
+    wait_until_async(LONG, "clock samples", || transport.clock_samples() >= 3).await;
+    assert!(transport.clock_offset_ms().abs() < 5_000.0);
+    // A close we asked for is no drop; a new connection opens afresh.
+    transport.disconnect();
+    transport.connect();
+    let next = next_matching(&mut events, "opened again", |e| match e {
+        TransportEvent::Closed { .. } | TransportEvent::Opened => Some(e.clone()),
+        TransportEvent::Message(ServerMessage::Pong { .. }) => panic!("pongs are not passed on"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(next, TransportEvent::Opened);
+    transport.shutdown().await;
+    assert_eq!(
+        transport.send(ClientMessage::Leave),
+        Err(TransportError::Closed)
+    );
+    server.terminate_async().await;
+}
+
+#[tokio::test]
+async fn wrong_password_and_full_room_stop_with_their_codes() {
+    init_tracing();
+    let mut server = ServerProc::builder()
+        .args(["--max-peers", "1"])
+        .start_async()
+        .await;
+    let (first, mut first_events) = room::join(server.ws_url(), "First", "locked", Some("secret"));
+    next_matching(&mut first_events, "welcome", |e| {
+        matches!(e, RoomEvent::Welcome { .. }).then_some(())
+    })
+    .await;
+    let (_wrong, mut wrong_events) = room::join(server.ws_url(), "Wrong", "locked", Some("guess"));
+    let stopped = next_matching(&mut wrong_events, "stopped", |e| match e {
+        RoomEvent::Stopped(code) => Some(*code),
+        _ => None,
+    })
+    .await;
+    assert_eq!(stopped, Some(ErrorCode::WrongPassword));
+    let (late, mut late_events) = room::join(server.ws_url(), "Late", "locked", Some("secret"));
+    let stopped = next_matching(&mut late_events, "stopped", |e| match e {
+        RoomEvent::Stopped(code) => Some(*code),
+        _ => None,
+    })
+    .await;
+    assert_eq!(stopped, Some(ErrorCode::RoomFull));
+    assert!(late.signal(PeerId(1), candidate()).await.is_err());
+    first.leave().await;
+    server.terminate_async().await;
 }
 
 #[tokio::test]
 async fn a_server_restart_is_survived_with_the_same_peer_id() {
     init_tracing();
-    let data = TempDir::new("sig-restart");
-    let server = Server::start("127.0.0.1:0", &data.0, &[]).await;
-    let port = server.port();
-
-    let (kiosk, mut kiosk_events) =
-        signaling::connect(config(&server, "Kiosk", "sturdy", None)).expect("config");
-    let kiosk_id = next_matching(&mut kiosk_events, "kiosk joined", |e| match e {
-        SignalingEvent::Joined { peer_id, .. } => Some(*peer_id),
+    let mut server = ServerProc::builder().start_async().await;
+    let (kiosk, mut kiosk_events) = room::join(server.ws_url(), "Kiosk", "sturdy", None);
+    let kiosk_id = next_matching(&mut kiosk_events, "kiosk in", |e| match e {
+        RoomEvent::Welcome { peer_id, .. } => Some(*peer_id),
         _ => None,
     })
     .await;
-    let (other, mut other_events) =
-        signaling::connect(config(&server, "Other", "sturdy", None)).expect("config");
-    let listed = next_matching(&mut other_events, "other joined", |e| match e {
-        SignalingEvent::Joined { peers, .. } => Some(peers.clone()),
+    let (other, mut other_events) = room::join(server.ws_url(), "Other", "sturdy", None);
+    let (listed, offer) = next_matching(&mut other_events, "the kiosk listed", |e| match e {
+        RoomEvent::PeerJoined(info, offer) => Some((info.clone(), *offer)),
         _ => None,
     })
     .await;
-    assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].id, listed[0].role), (kiosk_id, Role::Kiosk));
+    assert_eq!((listed.id, listed.role), (kiosk_id, Role::Kiosk));
+    assert!(!offer, "the newcomer with the higher id answers");
     let other_id = other.peer_id().expect("other has an id");
-    let seen = next_matching(&mut kiosk_events, "peerJoined", |e| match e {
-        SignalingEvent::PeerJoined(info) => Some(info.id),
+    let (seen, offer) = next_matching(&mut kiosk_events, "peerJoined", |e| match e {
+        RoomEvent::PeerJoined(info, offer) => Some((info.id, *offer)),
         _ => None,
     })
     .await;
     assert_eq!(seen, other_id);
-    // Ping/pong gave a clock offset (same machine: small).
-    wait_for("clock samples", || kiosk.clock_samples() >= 3).await;
-    assert!(kiosk.clock_offset_ms().abs() < 5_000.0);
+    assert!(offer, "between kiosks the lower id offers");
+    wait_until_async(LONG, "clock samples", || kiosk.clock_samples() >= 3).await;
 
-    // Relay works both ways.
+    // Relay works: the offerer's candidate reaches the other.
     kiosk
-        .signal(other_id, portal_proto::SignalData::Candidate(candidate()))
+        .signal(other_id, candidate())
         .await
         .expect("signal sent");
     let from = next_matching(&mut other_events, "relayed signal", |e| match e {
-        SignalingEvent::Signal { from, .. } => Some(*from),
+        RoomEvent::Signal { from, .. } => Some(*from),
         _ => None,
     })
     .await;
     assert_eq!(from, kiosk_id);
 
     // The server goes away and comes back on the same port and data dir.
-    server.stop().await;
+    server.terminate_async().await;
     next_matching(&mut kiosk_events, "disconnect", |e| {
-        matches!(e, SignalingEvent::Disconnected { .. }).then_some(())
+        matches!(e, RoomEvent::Disconnected).then_some(())
     })
     .await;
     assert!(!kiosk.is_joined());
-    assert_eq!(
-        kiosk
-            .signal(other_id, portal_proto::SignalData::Candidate(candidate()))
-            .await,
-        Err(SignalingError::NotConnected)
-    );
-    let server = Server::start(&format!("127.0.0.1:{port}"), &data.0, &[]).await;
-    let (peer_id, resumed) = next_matching(&mut kiosk_events, "welcome again", |e| match e {
-        SignalingEvent::Welcome {
-            peer_id, resumed, ..
-        } => Some((*peer_id, *resumed)),
+    assert!(kiosk.signal(other_id, candidate()).await.is_err());
+    server.restart_async().await;
+    let peer_id = next_matching(&mut kiosk_events, "in again", |e| match e {
+        RoomEvent::Welcome { peer_id, .. } => Some(*peer_id),
         _ => None,
     })
     .await;
     assert_eq!(peer_id, kiosk_id, "the same id after the restart");
-    assert!(resumed);
-    next_matching(&mut kiosk_events, "joined again", |e| {
-        matches!(e, SignalingEvent::Joined { .. }).then_some(())
-    })
-    .await;
-    wait_for("the other peer back", || other.is_joined()).await;
+    wait_until_async(LONG, "the other peer back", || other.is_joined()).await;
     assert_eq!(other.peer_id(), Some(other_id));
 
     // Leaving is immediate for the others.
     kiosk.leave().await;
     let left = next_matching(&mut other_events, "peerLeft", |e| match e {
-        SignalingEvent::PeerLeft(id) => Some(*id),
+        RoomEvent::PeerLeft(id) => Some(*id),
         _ => None,
     })
     .await;
     assert_eq!(left, kiosk_id);
-    assert!(
-        matches!(
-            kiosk
-                .signal(other_id, portal_proto::SignalData::Candidate(candidate()))
-                .await,
-            Err(SignalingError::Closed)
-        ),
-        "a stopped client refuses to send"
-    );
+    assert!(kiosk.signal(other_id, candidate()).await.is_err());
     other.leave().await;
-    server.stop().await;
+    server.terminate_async().await;
 }
