@@ -1,6 +1,7 @@
 //! The kiosk's settings: one TOML file (`/etc/portal/kiosk.toml`) and the command line,
 //! the command line winning. Every setting has a default that works on a laptop except
-//! the room, which must be given somewhere.
+//! the rooms server: a touch-screen kiosk without one asks for it on its first-run screen
+//! and saves it here ([`save_server`]); a headless one needs it given.
 //!
 //! ```toml
 //! server = "ws://127.0.0.1:8080/ws"
@@ -42,6 +43,9 @@ use serde::Deserialize;
 /// The default config file; a missing default file is not an error.
 pub(crate) const DEFAULT_CONFIG: &str = "/etc/portal/kiosk.toml";
 
+/// Names the config file instead of [`DEFAULT_CONFIG`] (as `--config` does).
+pub(crate) const CONFIG_ENV: &str = "PORTAL_KIOSK_CONFIG";
+
 /// `portal-kiosk` command line.
 #[derive(Debug, Parser)]
 #[command(name = "portal-kiosk", version, about = "Portal meeting-room kiosk")]
@@ -59,8 +63,9 @@ pub(crate) struct Cli {
     pub name: Option<String>,
     #[arg(long, env = "PORTAL_ROOM_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
-    /// TOML config file.
-    #[arg(long)]
+    /// TOML config file (default /etc/portal/kiosk.toml; the first-run screen saves the
+    /// server address there).
+    #[arg(long, env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// Where `GET /status` and friends listen.
     #[arg(long)]
@@ -168,8 +173,10 @@ pub(crate) struct ConfigFile {
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub headless: bool,
-    /// Full WebSocket URL, ending in `/ws`.
-    pub server: String,
+    /// Full WebSocket URL, ending in `/ws`; `None` until someone sets it.
+    pub server: Option<String>,
+    /// The file the settings came from, and where the first-run screen saves the server.
+    pub path: PathBuf,
     /// Joined at start.
     pub room: Option<String>,
     /// The rooms the touch screen offers.
@@ -205,17 +212,24 @@ impl Config {
 
     pub(crate) fn merge(cli: Cli, file: ConfigFile) -> anyhow::Result<Config> {
         let room = cli.room.or(file.room);
-        if cli.headless && room.is_none() {
-            bail!("no room given: pass --room or set `room` in the config file");
+        let server = cli
+            .server
+            .or(file.server)
+            .as_deref()
+            .map(ws_url)
+            .transpose()?;
+        if cli.headless {
+            if room.is_none() {
+                bail!("no room given: pass --room or set `room` in the config file");
+            }
+            if server.is_none() {
+                bail!("no rooms server given: pass --server or set `server` in the config file");
+            }
         }
-        if !cli.headless && room.is_none() && file.rooms.is_empty() {
-            bail!("no room to offer: pass --room or set `rooms` in the config file");
-        }
-        let server = ws_url(
-            &cli.server
-                .or(file.server)
-                .unwrap_or_else(|| "ws://127.0.0.1:8080".to_owned()),
-        )?;
+        let path = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
         let board = cli
             .board
             .or(file.board)
@@ -233,6 +247,7 @@ impl Config {
         Ok(Config {
             headless: cli.headless,
             server,
+            path,
             room,
             rooms: file.rooms,
             name: cli
@@ -322,18 +337,46 @@ fn read_file(path: &Path) -> anyhow::Result<ConfigFile> {
 }
 
 /// `ws://host:port` → `ws://host:port/ws`; a URL with a path is kept as it is.
-fn ws_url(server: &str) -> anyhow::Result<String> {
+pub(crate) fn ws_url(server: &str) -> anyhow::Result<String> {
+    let server = server.trim();
     let Some((scheme, rest)) = server.split_once("://") else {
-        bail!("server {server:?} is not a ws:// or wss:// URL");
+        bail!("{server:?} is not a ws:// or wss:// address");
     };
     if scheme != "ws" && scheme != "wss" {
-        bail!("server {server:?} is not a ws:// or wss:// URL");
+        bail!("{server:?} is not a ws:// or wss:// address");
+    }
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("{server:?} has no host name");
     }
     if rest.contains('/') {
         Ok(server.to_owned())
     } else {
         Ok(format!("{server}/ws"))
     }
+}
+
+/// Writes `server` into the config file at `path`, keeping its other settings (their
+/// comments are not kept). The file is replaced in one rename, so a power cut leaves the
+/// old file or the new one.
+pub(crate) fn save_server(path: &Path, server: &str) -> anyhow::Result<()> {
+    if path.exists() && !path.is_file() {
+        bail!("{} is not a regular file; not replacing it", path.display());
+    }
+    let mut table: toml::Table = match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text)
+            .with_context(|| format!("parsing config file {}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    table.insert("server".into(), toml::Value::String(server.to_owned()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let temp = path.with_extension("toml.new");
+    let text = toml::to_string(&table).context("writing the settings as TOML")?;
+    std::fs::write(&temp, text).with_context(|| format!("writing {}", temp.display()))?;
+    std::fs::rename(&temp, path).with_context(|| format!("replacing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -350,12 +393,13 @@ mod tests {
             "room = \"from-file\"\nname = \"File name\"\nfile_policy = \"deny\"\n[video]\nwidth = 320\n",
         )
         .expect("valid toml");
-        let config = Config::merge(cli(&["--room", "cli-room"]), file).expect("config");
+        let config = Config::merge(cli(&["--room", "cli-room", "--server", "ws://h:1"]), file)
+            .expect("config");
         assert_eq!(config.room.as_deref(), Some("cli-room"));
         assert_eq!(config.name, "File name");
         assert_eq!(config.file_policy, ReceivePolicy::Deny);
         assert_eq!(config.width, 320);
-        assert_eq!(config.server, "ws://127.0.0.1:8080/ws");
+        assert_eq!(config.server.as_deref(), Some("ws://h:1/ws"));
         assert_eq!(config.bitrate, portal_engine::BitrateConfig::default());
         assert_eq!(config.udp_ports, None);
         assert_eq!(config.ice_timeouts, None);
@@ -405,9 +449,13 @@ mod tests {
     }
 
     #[test]
-    fn a_room_is_required_and_unknown_keys_are_refused() {
-        assert!(Config::merge(cli(&[]), ConfigFile::default()).is_err());
+    fn a_touch_screen_needs_nothing_and_headless_needs_a_room_and_a_server() {
+        let bare = Config::merge(cli(&[]), ConfigFile::default()).expect("first power-on");
+        assert_eq!(bare.server, None);
+        assert!(bare.rooms.is_empty() && bare.room.is_none());
+        assert_eq!(bare.path, PathBuf::from(DEFAULT_CONFIG));
         assert!(Config::merge(cli(&["--headless"]), ConfigFile::default()).is_err());
+        assert!(Config::merge(cli(&["--headless", "--room", "r"]), ConfigFile::default()).is_err());
         let rooms: ConfigFile = toml::from_str("rooms = [\"a\", \"b\"]").expect("valid toml");
         let config = Config::merge(cli(&[]), rooms).expect("the touch screen offers rooms");
         assert_eq!(config.rooms, ["a", "b"]);
@@ -420,5 +468,29 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn server_addresses_are_checked_and_saved_beside_the_other_settings() {
+        assert_eq!(ws_url(" ws://h:8080 ").unwrap(), "ws://h:8080/ws");
+        assert_eq!(ws_url("wss://h/rooms/ws").unwrap(), "wss://h/rooms/ws");
+        for bad in ["", "wss://", "h:8080", "http://h", "ws:// h"] {
+            assert!(ws_url(bad).is_err(), "{bad:?}");
+        }
+        let dir = std::env::temp_dir().join(format!("portal-config-{}", std::process::id()));
+        let path = dir.join("kiosk.toml");
+        let _ = std::fs::remove_dir_all(&dir);
+        save_server(&path, "wss://rooms.example/ws").expect("saved into a new file");
+        std::fs::write(
+            &path,
+            "name = \"Room 4.01\"\nserver = \"ws://old/ws\"\n[video]\nwidth = 320\n",
+        )
+        .unwrap();
+        save_server(&path, "wss://rooms.example/ws").expect("saved");
+        let file = read_file(&path).expect("still a valid config");
+        assert_eq!(file.server.as_deref(), Some("wss://rooms.example/ws"));
+        assert_eq!(file.name.as_deref(), Some("Room 4.01"));
+        assert_eq!(file.video.width, Some(320));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

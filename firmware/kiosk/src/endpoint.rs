@@ -1,6 +1,7 @@
-//! The status endpoint: a small HTTP/1 server for tests, health checks and later the OTA
-//! agent. Every request becomes a [`Request`] to the session task, which answers from the
-//! engine's state; this file only parses and formats.
+//! The local endpoint: a small HTTP/1 server for tests, health checks and later the OTA
+//! agent. Every request becomes a [`Request`] to whoever runs the kiosk now (the call's
+//! session, or the home controller); this file only parses HTTP and formats answers. The
+//! JSON of `/status` is built in [`crate::status`].
 //!
 //! - `GET /status`: the room, the connection, each peer's media counters, what the
 //!   kiosk sends, the chat log and the file transfers (JSON).
@@ -8,7 +9,8 @@
 //! - `POST /snapshot` `{"peer": ID}` (or no body: the peer on stage): writes a PNG of that
 //!   peer's latest frame and returns `{"path": ...}`.
 //! - `POST /files/{id}/accept` and `/decline`: decides an offered file (policy `ask`);
-//!   `id` is `PEER-ID` as listed in `/status`, or the bare transfer id when unambiguous.
+//!   `id` is `PEER-ID` as listed in `/status`, or the bare transfer id when only one
+//!   waiting offer has it (the engine decides which).
 //! - `POST /files/send` `{"peer": ID, "path": "/abs/file"}`: offers a file to a peer.
 //!
 //! A bad request gets a 400 (404, 405, 413) with `{"error": "..."}`; nothing here panics.
@@ -24,13 +26,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
+use portal_engine::FileRef;
 use portal_proto::PeerId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::session::Request;
+use crate::request::Request;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -143,14 +146,6 @@ async fn ask<T>(
         .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the kiosk is stopping"))
 }
 
-/// `PEER-ID` or `ID`.
-pub(crate) fn parse_file_id(text: &str) -> Option<(Option<PeerId>, u32)> {
-    match text.split_once('-') {
-        Some((peer, id)) => Some((Some(PeerId(peer.parse().ok()?)), id.parse().ok()?)),
-        None => Some((None, text.parse().ok()?)),
-    }
-}
-
 async fn handle(req: hyper::Request<Incoming>, requests: mpsc::Sender<Request>) -> Reply {
     match route(req, &requests).await {
         Ok(reply) | Err(reply) => reply,
@@ -207,16 +202,10 @@ async fn route(
             ))
         }
         (Method::POST, ["files", id, action @ ("accept" | "decline")]) => {
-            let Some((peer, id)) = parse_file_id(id) else {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "file id must be PEER-ID or ID",
-                ));
-            };
+            let file: FileRef = id.parse().map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
             let accept = *action == "accept";
             ask(requests, |reply| Request::Decide {
-                peer,
-                id,
+                file,
                 accept,
                 reply,
             })
@@ -231,19 +220,5 @@ async fn route(
             StatusCode::NOT_FOUND,
             format!("no such endpoint {path}"),
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_file_id;
-    use portal_proto::PeerId;
-
-    #[test]
-    fn file_ids() {
-        assert_eq!(parse_file_id("3-7"), Some((Some(PeerId(3)), 7)));
-        assert_eq!(parse_file_id("7"), Some((None, 7)));
-        assert_eq!(parse_file_id("x-7"), None);
-        assert_eq!(parse_file_id(""), None);
     }
 }

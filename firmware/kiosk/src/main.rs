@@ -1,57 +1,71 @@
 //! `portal-kiosk`: the meeting-room kiosk. It joins a room on a Portal rooms server like a
 //! browser does (calls with audio and video, chat, files) and shows its state on a small
-//! HTTP status endpoint.
+//! local HTTP endpoint.
 //!
 //! ```text
-//! portal-kiosk [--headless] --server ws://HOST:PORT [--room R] --name "Room 4.01"
+//! portal-kiosk [--headless] [--server ws://HOST:PORT] [--room R] [--name "Room 4.01"]
 //!              [--password P] [--config /etc/portal/kiosk.toml] [--status-addr 127.0.0.1:8090]
 //!              [--files-dir DIR] [--file-policy ask|accept|deny] [--max-file-mib N]
 //!              [--board sim|linux] [--snapshot-dir DIR]
 //! ```
 //!
-//! The binary is wiring only; each decision lives in a library crate:
+//! The binary wires I/O to the library crates; every room decision is
+//! `portal-engine`'s. Its modules, each with one job:
 //!
-//! - [`config`]: the TOML file and the command line;
-//! - [`session`]: the task that owns `portal-engine`'s [`portal_engine::Engine`] and
-//!   carries out what it says (signaling, peers, the download directory);
-//! - [`link`]: one task per remote peer around a `portal-net` connection, with the media:
-//!   the kiosk's single `portal-media` sender (encode once, every peer gets the same
-//!   samples) and a receiver per remote track;
+//! - [`config`]: the TOML file and the command line (and saving the server address);
+//! - [`session`]: the task that owns a call's `portal_engine::Engine` and carries out what
+//!   it says (the signaling transport, peers, the media gates, the download directory);
+//! - [`link`]: one task per remote peer around a `portal-net` connection, with the media;
+//! - [`media`]: the media side a call's links share (one sender, the speaker, the gates);
 //! - [`files`]: the download directory (temp files, no-replace rename);
-//! - [`status`]: `GET /status`, `POST /chat`, `POST /snapshot`, `POST /files/...`;
-//! - [`display`]: the touch screen (`portal-ui`): home, joining and leaving, the call's
-//!   views and its video.
+//! - [`request`]: what the touch screen and the local endpoint ask of a call;
+//! - [`endpoint`]: the local HTTP endpoint; [`status`]: the JSON of `GET /status`;
+//! - [`home`]: the touch screen outside a call (first run, rooms, joining and failures);
+//!   [`call_view`]: the engine's events as the call's views.
 //!
 //! Without `--headless` the Slint window owns the main thread and tokio runs beside it;
-//! the home screen lists the configured rooms (`rooms` in the file, and `--room`, which
-//! is also joined at once). With `--headless` the kiosk joins `--room` and stays.
+//! with no settings at all the window opens on the first-run screen. With `--headless` the
+//! kiosk joins `--room` (waiting for a seat when it is full) and stays; when the server
+//! refuses it for good (wrong password, invalid room, another protocol) it says so on
+//! `/status` for a few seconds and exits with status 2.
 //!
 //! On start it prints `status on http://ADDR` on stdout (useful with `--status-addr
 //! 127.0.0.1:0`). Logs go to stderr, filtered by `PORTAL_LOG` (default `info`). SIGTERM
 //! or SIGINT leaves the room and closes every peer connection before exiting.
 
+mod call_view;
 mod config;
-mod display;
+mod endpoint;
 mod files;
+mod home;
 mod link;
+mod media;
+mod request;
 mod session;
 mod status;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use portal_engine::EngineConfig;
-use portal_media::{Sender, SenderConfig};
-use portal_net::signaling::{self, SignalingConfig};
+use portal_engine::CallState;
 use tokio::sync::mpsc;
 
-use crate::config::{Cli, Config, Devices};
-use crate::files::FileStore;
-use crate::session::{Gates, Media, NetSettings, Request, SessionSetup};
+use crate::config::{Cli, Config};
+use crate::request::Request;
+use crate::session::CallPlan;
 
-fn main() -> anyhow::Result<()> {
+/// How long a headless kiosk refused for good keeps saying so on `/status` before it
+/// exits (a supervisor restarting it then sees the same answer, with its own backoff).
+const REFUSED_LINGER: Duration = Duration::from_secs(3);
+
+/// The exit status of a headless kiosk whose room can never be joined as configured.
+const EXIT_REFUSED: u8 = 2;
+
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     init_tracing();
     let config = Config::load(cli)?;
@@ -63,7 +77,7 @@ fn main() -> anyhow::Result<()> {
     if config.headless {
         runtime.block_on(run_headless(config))
     } else {
-        run_windowed(config, &runtime)
+        run_windowed(config, &runtime).map(|()| ExitCode::SUCCESS)
     }
 }
 
@@ -79,145 +93,71 @@ fn init_tracing() {
         .init();
 }
 
-/// Loads the media plugins a call needs (see [`portal_media::preload`]), so the first
-/// call does not wait for them; returns once they are loaded.
-fn preload_media(facts: &portal_board::BoardFacts) {
-    let started = std::time::Instant::now();
-    let loaded = portal_media::preload(facts);
-    tracing::info!(loaded, took = ?started.elapsed(), "media plugins loaded");
-}
-
-/// [`preload_media`] on a thread of its own.
-fn preload_media_in_background(board: &dyn portal_board::Board) {
-    let facts = board.facts();
-    let spawned = std::thread::Builder::new()
-        .name("media-preload".into())
-        .spawn(move || preload_media(&facts));
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "no thread to preload media plugins");
-    }
-}
-
-/// Opens the chosen devices (`None`: the board's default) and starts the one sender every
-/// peer shares.
-fn open_media(
-    config: &Config,
-    board: &dyn portal_board::Board,
-    chosen: &Devices,
-) -> anyhow::Result<Media> {
-    let facts = board.facts();
-    let camera = board
-        .camera(chosen.camera.as_deref())
-        .context("no camera")?;
-    let microphone = board
-        .microphone(chosen.microphone.as_deref())
-        .context("no microphone")?;
-    let speaker = board
-        .speaker(chosen.speaker.as_deref())
-        .context("no speaker")?;
-    tracing::info!(
-        board = %config.board,
-        camera = %camera.device.id,
-        microphone = %microphone.device.id,
-        speaker = %speaker.device.id,
-        "devices opened"
-    );
-    let mut sender_config = SenderConfig::new(camera, microphone, facts.clone());
-    sender_config.width = config.width;
-    sender_config.height = config.height;
-    sender_config.fps = config.fps;
-    sender_config.video_kbps = config.bitrate.start_kbps;
-    sender_config.min_video_kbps = config.bitrate.min_kbps;
-    sender_config.max_video_kbps = config.bitrate.max_kbps;
-    let sender = Sender::new(sender_config).context("starting the media sender")?;
-    Ok(Media {
-        sender,
-        speaker,
-        facts,
-        gates: Gates::default(),
-    })
-}
-
-/// The status endpoint; prints its address on stdout.
-async fn serve_status(config: &Config) -> anyhow::Result<mpsc::Receiver<Request>> {
+/// The local endpoint; prints its address on stdout.
+async fn serve_endpoint(config: &Config) -> anyhow::Result<mpsc::Receiver<Request>> {
     let (request_tx, requests) = mpsc::channel(64);
-    let (status_addr, serve) = status::bind(config.status_addr, request_tx)
+    let (addr, serve) = endpoint::bind(config.status_addr, request_tx)
         .await
         .with_context(|| format!("binding the status endpoint on {}", config.status_addr))?;
     tokio::spawn(serve);
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "status on http://{status_addr}");
+    let _ = writeln!(out, "status on http://{addr}");
     let _ = out.flush();
     Ok(requests)
 }
 
-/// Starts a session in `room` that runs until `shutdown` resolves.
-fn start_session(
-    config: &Config,
-    room: &str,
-    media: Media,
-    requests: mpsc::Receiver<Request>,
-    ui: Option<portal_ui::UiHandle>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let files = FileStore::new(config.files_dir.clone())?;
-    let mut engine = EngineConfig::new(room, config.name.clone());
-    engine.password.clone_from(&config.password);
-    engine.files.policy = config.file_policy;
-    engine.files.max_size = config.max_file_bytes;
-    engine.seed = u64::from(std::process::id());
-    engine.bitrate = config.bitrate;
-    let mut signaling_config =
-        SignalingConfig::new(config.server.clone(), config.name.clone(), room);
-    signaling_config.password.clone_from(&config.password);
-    let join_started_unix_ms = session::unix_ms();
-    let (signaling, signaling_events) =
-        signaling::connect(signaling_config).context("signaling settings")?;
-    tracing::info!(
-        server = config.server,
-        room,
-        name = config.name,
-        files = %config.files_dir.display(),
-        policy = ?config.file_policy,
-        "joining"
-    );
-    let setup = SessionSetup {
-        engine,
-        signaling,
-        signaling_events,
-        requests,
-        media,
-        files,
-        snapshot_dir: config.snapshot_dir.clone(),
-        join_started_unix_ms,
-        net: NetSettings {
-            udp_ports: config.udp_ports,
-            ice_timeouts: config.ice_timeouts,
-            bitrate: config.bitrate,
-        },
-        ui,
-    };
-    Ok(tokio::spawn(session::run(setup, shutdown)))
-}
-
-async fn run_headless(config: Config) -> anyhow::Result<()> {
+async fn run_headless(config: Config) -> anyhow::Result<ExitCode> {
     let board = portal_board::open(config.board).context("opening the board")?;
     // Before joining: loading the plugins while the call is being set up would take the
     // CPU from it (and the decoder's plugin would be waited for at the first packet).
     let facts = board.facts();
-    tokio::task::spawn_blocking(move || preload_media(&facts))
+    tokio::task::spawn_blocking(move || media::preload(&facts))
         .await
         .context("preloading media plugins")?;
-    let media = open_media(&config, board.as_ref(), &config.devices)?;
-    let requests = serve_status(&config).await?;
-    let room = config
-        .room
-        .clone()
-        .context("no room given: pass --room or set `room` in the config file")?;
-    let session = start_session(&config, &room, media, requests, None, shutdown_signal())?;
-    session.await.context("the session task")?;
+    let media = media::open(&config, board.as_ref(), &config.devices)?;
+    let requests = serve_endpoint(&config).await?;
+    let (Some(room), Some(server)) = (config.room.clone(), config.server.clone()) else {
+        anyhow::bail!("a headless kiosk needs a room and a server");
+    };
+    let plan = CallPlan {
+        config: &config,
+        server: &server,
+        room: &room,
+        password: config.password.clone(),
+        wait_for_seat: true,
+    };
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut call = session::start(&plan, media, requests, None, async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            _ = stop_rx => {}
+        }
+    })?;
+    let refused = async {
+        loop {
+            if call.state.changed().await.is_err() {
+                return None;
+            }
+            if let CallState::Failed { code, message } = &*call.state.borrow_and_update() {
+                return Some((*code, message.clone()));
+            }
+        }
+    };
+    let exit = tokio::select! {
+        result = &mut call.task => {
+            result.context("the session task")??;
+            ExitCode::SUCCESS
+        }
+        Some((code, message)) = refused => {
+            tracing::error!(%code, message, room, "the rooms server refused this kiosk for good; exiting");
+            tokio::time::sleep(REFUSED_LINGER).await;
+            let _ = stop.send(());
+            call.task.await.context("the session task")??;
+            ExitCode::from(EXIT_REFUSED)
+        }
+    };
     tracing::info!("stopped");
-    Ok(())
+    Ok(exit)
 }
 
 /// The window on the main thread, everything else on `runtime`.
@@ -256,140 +196,17 @@ async fn windowed(
         Arc::from(portal_board::open(config.board).context("opening the board")?);
     // The home screen is up meanwhile; a call tapped in the first second shares the CPU
     // with it.
-    preload_media_in_background(board.as_ref());
-    let requests = serve_status(&config).await?;
-    let devices = board.devices().unwrap_or_default();
-    let chosen = Arc::new(Mutex::new(config.devices.clone()));
-    ui.apply(portal_ui::Update::Devices(device_lists(
-        &devices,
-        &config.devices,
-    )));
-    let device = portal_ui::DeviceInfo {
-        name: config.name.clone(),
-        address: local_address(&config.server),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-    };
-    let mut rooms = config.rooms.clone();
-    if let Some(room) = &config.room
-        && !rooms.contains(room)
-    {
-        rooms.insert(0, room.clone());
-    }
-    let start: display::StartCall = {
-        let config = config.clone();
-        let ui = ui.clone();
-        let board = Arc::clone(&board);
-        let chosen = Arc::clone(&chosen);
-        Box::new(move |room, requests, stop| {
-            let picked = chosen
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            let started = open_media(&config, board.as_ref(), &picked).and_then(|media| {
-                start_session(
-                    &config,
-                    &room,
-                    media,
-                    requests,
-                    Some(ui.clone()),
-                    async move {
-                        let _ = stop.await;
-                    },
-                )
-            });
-            match started {
-                Ok(task) => task,
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "the call could not start");
-                    ui.apply(portal_ui::Update::Status(portal_ui::CallStatus::Offline));
-                    tokio::spawn(async {})
-                }
-            }
-        })
-    };
-    let display = display::Display {
-        ui: ui.clone(),
+    media::preload_in_background(board.as_ref());
+    let requests = serve_endpoint(&config).await?;
+    let home = home::Home {
+        config,
+        ui,
         events,
         requests,
-        rooms,
-        join: config.room.clone(),
+        board,
     };
-    let on_device = {
-        let ui = ui.clone();
-        move |event: &portal_ui::UiEvent| {
-            let mut c = chosen.lock().unwrap_or_else(PoisonError::into_inner);
-            match event {
-                portal_ui::UiEvent::ChooseCamera(id) => c.camera = Some(id.clone()),
-                portal_ui::UiEvent::ChooseMicrophone(id) => c.microphone = Some(id.clone()),
-                portal_ui::UiEvent::ChooseSpeaker(id) => c.speaker = Some(id.clone()),
-                _ => return false,
-            }
-            // Devices open when a call starts; a choice made now applies from the next one.
-            ui.apply(portal_ui::Update::Devices(device_lists(&devices, &c)));
-            true
-        }
-    };
-    display::run(
-        display,
-        start,
-        device,
-        Box::new(on_device),
-        shutdown_signal(),
-    )
-    .await;
+    home::run(home, shutdown_signal()).await;
     Ok(())
-}
-
-/// The board's devices as the settings page lists them (ids; the default first).
-fn device_lists(devices: &[portal_board::DeviceInfo], chosen: &Devices) -> portal_ui::Devices {
-    use portal_board::DeviceKind;
-    let ids = |kind: DeviceKind| -> Vec<String> {
-        devices
-            .iter()
-            .filter(|d| d.kind == kind)
-            .map(|d| d.id.clone())
-            .collect()
-    };
-    let (cameras, microphones, speakers) = (
-        ids(DeviceKind::Camera),
-        ids(DeviceKind::Microphone),
-        ids(DeviceKind::Speaker),
-    );
-    let pick = |chosen: &Option<String>, list: &[String]| {
-        chosen
-            .clone()
-            .or_else(|| list.first().cloned())
-            .unwrap_or_default()
-    };
-    portal_ui::Devices {
-        camera: pick(&chosen.camera, &cameras),
-        microphone: pick(&chosen.microphone, &microphones),
-        speaker: pick(&chosen.speaker, &speakers),
-        cameras,
-        microphones,
-        speakers,
-    }
-}
-
-/// The address this kiosk reaches the rooms server from (no packet is sent).
-fn local_address(server: &str) -> String {
-    let host = server
-        .split_once("://")
-        .map_or(server, |(_, rest)| rest)
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    let with_port = if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:80")
-    };
-    std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| {
-            s.connect(&with_port)?;
-            s.local_addr()
-        })
-        .map_or_else(|_| "unknown".to_owned(), |a| a.ip().to_string())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Browser, Kiosk, Server, TempDir, peer, u};
+use common::{Browser, Kiosk, Server, peer, u};
+use portal_testkit::TempDir;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
@@ -168,13 +169,13 @@ async fn the_window_shows_the_browser_on_stage() {
     );
 
     let mut browser = Browser::start(&server, &room, "");
-    browser.call(json!({"cmd": "open", "name": "Ada"})).await;
+    browser.call(json!({"cmd": "open", "name": "Guest"})).await;
     browser
         .call(json!({"cmd": "waitConnected", "tab": 0}))
         .await;
     kiosk
-        .wait("the kiosk decoding Ada's camera", |s| {
-            peer(s, "Ada").is_some_and(|p| u(&p["video"]["framesDecoded"]) >= 30)
+        .wait("the kiosk decoding the guest's camera", |s| {
+            peer(s, "Guest").is_some_and(|p| u(&p["video"]["framesDecoded"]) >= 30)
         })
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -194,6 +195,69 @@ async fn the_window_shows_the_browser_on_stage() {
         "the picture on stage moves: {moved:.4} of it changed"
     );
 
+    browser.quit().await;
+    let exit = kiosk.stop().await;
+    assert!(exit.success(), "clean exit: {exit}");
+    server.stop().await;
+    drop(x.child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_with_no_settings_opens_its_first_run_screen_and_stays() {
+    let work = TempDir::new("work-first-run");
+    std::fs::create_dir_all(work.path()).expect("work dir");
+    let x = Xvfb::start().await;
+    // No flags but a free status port; the config file it would read does not exist.
+    let mut kiosk = Kiosk::start_unconfigured(&x.display, &work.path().join("kiosk.toml")).await;
+    let status = kiosk.status().await;
+    assert_eq!(status["state"], json!("idle"), "{status:#}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kiosk-window");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let _ = Shot::take(&x.display, &shots.join("first-run.png")).await;
+    assert!(
+        kiosk.exited(Duration::ZERO).await.is_none(),
+        "the kiosk keeps running without settings"
+    );
+    let exit = kiosk.stop().await;
+    assert!(exit.success(), "clean exit: {exit}");
+    drop(x.child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_shows_how_many_people_are_in_a_listed_room() {
+    let data = TempDir::new("server-home");
+    let work = TempDir::new("work-home");
+    std::fs::create_dir_all(work.path()).expect("work dir");
+    let x = Xvfb::start().await;
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let room = format!("busy-{}", std::process::id());
+    let config = work.path().join("kiosk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\nrooms = [\"{room}\", \"quiet\"]\nname = \"Room 4.01\"\n",
+            server.ws_url()
+        ),
+    )
+    .expect("config written");
+    let kiosk = Kiosk::start_unconfigured(&x.display, &config).await;
+    kiosk
+        .wait("home knows the rooms are empty", |s| {
+            s["rooms"][0]["peers"] == json!(0) && s["rooms"][1]["peers"] == json!(0)
+        })
+        .await;
+    let mut browser = Browser::start(&server, &room, "");
+    for name in ["Guest A", "Guest B"] {
+        browser.call(json!({"cmd": "open", "name": name})).await;
+    }
+    let status = kiosk
+        .wait("home counts the two browsers", |s| {
+            s["rooms"][0]["peers"] == json!(2)
+        })
+        .await;
+    assert_eq!(status["rooms"][1]["peers"], json!(0), "{status:#}");
+    assert_eq!(status["state"], json!("idle"));
     browser.quit().await;
     let exit = kiosk.stop().await;
     assert!(exit.success(), "clean exit: {exit}");
