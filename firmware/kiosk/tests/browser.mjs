@@ -4,7 +4,8 @@
 //
 //   node browser.mjs <server base URL> <room> [extra query, e.g. "&codec=vp8"]
 //
-// Protocol with the Rust test: one JSON command per line on stdin, one JSON answer per
+// Protocol with the Rust test (portal_testkit::NodeDriver, the loop in
+// signaling/web/tests/kit.mjs): one JSON command per line on stdin, one JSON answer per
 // line on stdout ({"ok": true, ...} or {"ok": false, "error": "..."}). Logs go to stderr.
 // Every command takes an optional `tab` (default 0). Commands:
 //   open {name}            opens a new tab that joins as `name`; answers its index
@@ -20,8 +21,7 @@
 //   stats                  the tab's RTP counters for the kiosk connection
 //   quit
 
-import { createInterface } from "node:readline";
-import { chromium } from "../../../signaling/web/node_modules/playwright-core/index.mjs";
+import { KIOSK_PEER, collectChats, kioskStats, launchBrowser, logPage, sendChat, serveCommands, waitChat } from "../../../signaling/web/tests/kit.mjs";
 
 const [base, room, query = ""] = process.argv.slice(2);
 if (!base || !room) {
@@ -30,22 +30,7 @@ if (!base || !room) {
 }
 const WAIT = Number(process.env.PORTAL_E2E_WAIT_MS ?? 120_000);
 
-const browser = await chromium.launch({
-  executablePath: process.env.PORTAL_CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-gpu",
-    "--disable-quic",
-  ],
-});
+const browser = await launchBrowser();
 const context = await browser.newContext({
   permissions: ["camera", "microphone"],
   viewport: { width: 1280, height: 720 },
@@ -53,27 +38,14 @@ const context = await browser.newContext({
 });
 const tabs = [];
 
-/** The RTCPeerConnection to the one kiosk in the room. */
-const kioskPeer = "[...window.portal.peers.values()].find((p) => p.info.role === 'kiosk')";
-
 async function joined(page) {
   await page.getByRole("button", { name: "Leave" }).waitFor({ timeout: WAIT });
-  await page.evaluate(() => {
-    window.__chats = [];
-    window.portal.on("control", ({ msg }) => {
-      if (msg.type === "chat") window.__chats.push(msg);
-    });
-  });
+  await collectChats(page);
 }
 
 async function openTab(name) {
   const page = await context.newPage();
-  const tag = `[tab ${tabs.length} ${name}]`;
-  page.on("pageerror", (e) => console.error(tag, "page error:", e.message));
-  page.on("console", (m) => {
-    // The client asks for a favicon the server does not have; that 404 is not news.
-    if ((m.type() === "error" || m.type() === "warning") && !m.text().includes("404 (Not Found)")) console.error(tag, `${m.type()}: ${m.text()}`);
-  });
+  logPage(page, `[tab ${tabs.length} ${name}]`);
   await page.goto(`${base}/r/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}&autojoin=1${query}`);
   await joined(page);
   tabs.push(page);
@@ -98,13 +70,13 @@ const commands = {
 
   async waitConnected(cmd) {
     const page = tab(cmd);
-    await page.waitForFunction(`${kioskPeer}?.pc.connectionState === "connected"`, null, { timeout: WAIT, polling: 250 });
-    return page.evaluate(`(() => { const p = ${kioskPeer}; return { state: p.pc.connectionState, offerer: p.offerer, peerId: p.id }; })()`);
+    await page.waitForFunction(`${KIOSK_PEER}?.pc.connectionState === "connected"`, null, { timeout: WAIT, polling: 250 });
+    return page.evaluate(`(() => { const p = ${KIOSK_PEER}; return { state: p.pc.connectionState, offerer: p.offerer, peerId: p.id }; })()`);
   },
 
   async waitVideo(cmd) {
     const page = tab(cmd);
-    const kioskVideo = `(() => { const p = ${kioskPeer}; if (!p) return null; return document.querySelector('.grid .tile[data-peer="' + p.id + '"] video'); })()`;
+    const kioskVideo = `(() => { const p = ${KIOSK_PEER}; if (!p) return null; return document.querySelector('.grid .tile[data-peer="' + p.id + '"] video'); })()`;
     // Playing: a picture, and the play position moves between two polls.
     await page.evaluate(() => { window.__lastTime = undefined; });
     await page.waitForFunction(
@@ -131,24 +103,18 @@ const commands = {
   },
 
   async sendChat(cmd) {
-    return tab(cmd).evaluate((text) => {
-      const msg = { type: "chat", id: crypto.randomUUID(), from: "Browser", time: Date.now(), text };
-      window.portal.sendControl(msg);
-      return { sent: msg };
-    }, cmd.text);
+    return sendChat(tab(cmd), cmd.text);
   },
 
   async waitChat(cmd) {
-    const page = tab(cmd);
-    await page.waitForFunction((text) => window.__chats.some((m) => m.text === text), cmd.text, { timeout: WAIT, polling: 200 });
-    return page.evaluate((text) => ({ message: window.__chats.find((m) => m.text === text) }), cmd.text);
+    return waitChat(tab(cmd), cmd.text, { timeout: WAIT, polling: 200 });
   },
 
   async sendFile(cmd) {
     const page = tab(cmd);
-    await page.waitForFunction(`${kioskPeer}?.file.readyState === "open"`, null, { timeout: WAIT, polling: 250 });
+    await page.waitForFunction(`${KIOSK_PEER}?.file.readyState === "open"`, null, { timeout: WAIT, polling: 250 });
     await openFiles(page);
-    const kioskName = await page.evaluate(`${kioskPeer}.info.name`);
+    const kioskName = await page.evaluate(`${KIOSK_PEER}.info.name`);
     await page.getByLabel("Send to").selectOption({ label: kioskName });
     const [chooser] = await Promise.all([page.waitForEvent("filechooser", { timeout: WAIT }), page.getByRole("button", { name: "Send file" }).click()]);
     if (cmd.path) await chooser.setFiles(cmd.path);
@@ -193,60 +159,11 @@ const commands = {
   },
 
   async stats(cmd) {
-    return tab(cmd).evaluate(async (expr) => {
-      const p = eval(expr);
-      if (!p) return { error: "no kiosk peer" };
-      const report = await p.pc.getStats();
-      const codecs = {};
-      report.forEach((s) => {
-        if (s.type === "codec") codecs[s.id] = { mimeType: s.mimeType, sdpFmtpLine: s.sdpFmtpLine ?? "" };
-      });
-      const rtp = [];
-      report.forEach((s) => {
-        if (s.type === "inbound-rtp" || s.type === "outbound-rtp") {
-          rtp.push({
-            type: s.type,
-            kind: s.kind,
-            mid: s.mid,
-            codec: codecs[s.codecId] ?? null,
-            packets: s.packetsReceived ?? s.packetsSent ?? 0,
-            framesDecoded: s.framesDecoded ?? null,
-            pliCount: s.pliCount ?? null,
-          });
-        }
-      });
-      return { rtp };
-    }, kioskPeer);
-  },
-
-  async quit() {
-    return { bye: true };
+    return kioskStats(tab(cmd));
   },
 };
 
-const lines = createInterface({ input: process.stdin });
-for await (const line of lines) {
-  if (!line.trim()) continue;
-  let cmd;
-  try {
-    cmd = JSON.parse(line);
-  } catch {
-    console.log(JSON.stringify({ ok: false, error: `not JSON: ${line}` }));
-    continue;
-  }
-  const handler = commands[cmd.cmd];
-  if (!handler) {
-    console.log(JSON.stringify({ ok: false, error: `unknown command ${cmd.cmd}` }));
-    continue;
-  }
-  try {
-    const result = await handler(cmd);
-    console.log(JSON.stringify({ ok: true, ...result }));
-  } catch (e) {
-    console.log(JSON.stringify({ ok: false, error: String(e?.message ?? e) }));
-  }
-  if (cmd.cmd === "quit") break;
-}
+await serveCommands(commands);
 // Closing can hang on a busy machine; the test does not wait for it.
 await Promise.race([browser.close().catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
 process.exit(0);

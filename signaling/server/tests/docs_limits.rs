@@ -3,12 +3,11 @@
 //! and graceful shutdown. Each refusal closes only the offending connection, with a code
 //! and reason, and changes nothing.
 
-mod common;
 mod docs_client;
 
-use common::ServerProc;
 use docs_client::{DocClient, Ended, metric, metrics, wait_loaded};
 use futures_util::SinkExt;
+use portal_testkit::ServerProc;
 use tokio_tungstenite::tungstenite::Message;
 use yrs::sync::{Message as YMessage, SyncMessage};
 

@@ -1,15 +1,14 @@
 //! The stock npm clients (yjs + y-websocket) against the real server: the Node suite in
 //! `signaling/web/tests/docs/`, and a yrs client converging with a y-websocket client.
 
-mod common;
 mod docs_client;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::ServerProc;
 use docs_client::DocClient;
+use portal_testkit::ServerProc;
 
 fn web_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")

@@ -1,17 +1,16 @@
 //! Documents survive the server: SIGKILL in the middle of a stream of edits loses
 //! nothing any client had been sent, and a restart serves the same document.
 
-mod common;
 mod docs_client;
 
 use std::time::Duration;
 
-use common::{ServerProc, temp_dir};
 use docs_client::{DocClient, covers, metric, wait_loaded, wait_metric};
+use portal_testkit::{ServerProc, TempDir};
 
 #[tokio::test]
 async fn sigkill_mid_stream_loses_nothing_that_was_broadcast() {
-    let data = temp_dir("docs-crash");
+    let data = TempDir::new("docs-crash");
     // Compact often, so the kill also lands around compactions.
     let mut server = ServerProc::start_in(&data, &["--doc-compact-every", "40"]);
     let addr = server.addr;
@@ -44,8 +43,7 @@ async fn sigkill_mid_stream_loses_nothing_that_was_broadcast() {
     recorder
         .pump_until(|c| c.received.len() >= 300, "300 updates")
         .await;
-    server.child.kill().expect("SIGKILL");
-    server.child.wait().expect("reaped");
+    server.kill();
     // Whatever was still in flight to the recorder counts too.
     while recorder.step().await {}
     let sent = tokio::time::timeout(Duration::from_secs(10), streaming)
@@ -74,7 +72,7 @@ async fn sigkill_mid_stream_loses_nothing_that_was_broadcast() {
 
 #[tokio::test]
 async fn the_log_is_compacted_and_the_document_reloads_from_the_snapshot() {
-    let data = temp_dir("docs-compact");
+    let data = TempDir::new("docs-compact");
     let mut server = ServerProc::start_in(&data, &["--doc-compact-every", "10"]);
     let addr = server.addr;
     let mut a = DocClient::join(addr, "notes").await;

@@ -8,12 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, ServerProc, connect, http_get, next_text, recv, send, send_raw, temp_dir};
+use common::{Client, connect, http_get, next_text, recv, send, send_raw};
 use futures_util::StreamExt;
 use portal_proto::{
-    ClientMessage, ErrorCode, IceCandidate, PeerId, Role, SdpType, ServerMessage,
-    SessionDescription, SignalData, VideoSource, WatchState,
+    ClientMessage, ErrorCode, IceCandidate, MAX_ROOMS_QUERY, PeerId, Role, RoomOccupancy, SdpType,
+    ServerMessage, SessionDescription, SignalData, VideoSource, WatchState,
 };
+use portal_testkit::{ServerProc, TempDir};
 use tokio_tungstenite::tungstenite::Message;
 
 fn sdp(kind: SdpType, body: &str) -> SignalData {
@@ -545,7 +546,7 @@ async fn metrics_count_what_happened() {
 
 #[tokio::test]
 async fn serves_the_client_and_ranges_from_a_web_dir() {
-    let web = temp_dir("web");
+    let web = TempDir::new("web");
     std::fs::write(
         web.join("index.html"),
         "<!doctype html><title>Portal</title>",
@@ -554,7 +555,7 @@ async fn serves_the_client_and_ranges_from_a_web_dir() {
     std::fs::create_dir_all(web.join("media")).unwrap();
     let video: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     std::fs::write(web.join("media/clip.mp4"), &video).unwrap();
-    let dir = web.to_string_lossy().into_owned();
+    let dir = web.path().to_string_lossy().into_owned();
     let server = ServerProc::start(&["--web-dir", &dir]);
 
     for path in ["/", "/r/standup"] {
@@ -593,7 +594,7 @@ async fn serves_the_client_and_ranges_from_a_web_dir() {
 #[tokio::test]
 async fn tls_serves_wss_and_a_bad_certificate_stops_the_server() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = temp_dir("tls");
+    let dir = TempDir::new("tls");
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
@@ -630,7 +631,7 @@ async fn tls_serves_wss_and_a_bad_certificate_stops_the_server() {
     assert!(matches!(recv(&mut ws).await, ServerMessage::Welcome { .. }));
     // Plain ws to a TLS port does not work: no plaintext fallback.
     assert!(
-        tokio_tungstenite::connect_async(server.ws_url())
+        tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr))
             .await
             .is_err()
     );
@@ -831,4 +832,131 @@ async fn peers_keep_their_ids_across_a_server_restart() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(a.recv().await, ServerMessage::PeerJoined { peer } if peer.id == b_id));
+}
+
+fn rooms_query(rooms: &[&str]) -> ClientMessage {
+    ClientMessage::Rooms {
+        rooms: rooms.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+/// The `rooms` answer as (room, peers) pairs.
+fn occupancy(msg: ServerMessage) -> Vec<(String, u32)> {
+    match msg {
+        ServerMessage::Rooms { rooms } => rooms
+            .into_iter()
+            .map(|RoomOccupancy { room, peers }| (room, peers))
+            .collect(),
+        other => panic!("expected rooms, got {other:?}"),
+    }
+}
+
+fn pairs(want: &[(&str, u32)]) -> Vec<(String, u32)> {
+    want.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect()
+}
+
+#[tokio::test]
+async fn rooms_reports_how_many_peers_each_room_holds() {
+    let server = ServerProc::start(&[]);
+    let mut a1 = Client::hello(&server, "a1").await;
+    let mut a2 = Client::hello(&server, "a2").await;
+    let mut b1 = Client::hello_as(&server, "b1", Role::Kiosk).await;
+    a1.join("a", None).await;
+    a2.join("a", None).await;
+    a1.recv().await; // peerJoined a2
+    b1.join("b", None).await;
+
+    // A kiosk on its home screen, in no room.
+    let mut kiosk = Client::hello_as(&server, "Room 4.01", Role::Kiosk).await;
+    send_raw(&mut kiosk.ws, r#"{"type":"rooms","rooms":["a","b","c"]}"#).await;
+    assert_eq!(
+        next_text(&mut kiosk.ws).await.unwrap(),
+        r#"{"type":"rooms","rooms":[{"room":"a","peers":2},{"room":"b","peers":1},{"room":"c","peers":0}]}"#
+    );
+    // Nobody else hears of it, and asking created nothing.
+    a1.expect_silence(200).await;
+    b1.expect_silence(50).await;
+    assert_eq!(metric(&server, "portal_rooms_known ").await, 2);
+
+    // From inside a room too; counts follow leaves.
+    a2.send(&ClientMessage::Leave).await;
+    assert!(matches!(a2.recv().await, ServerMessage::Left { .. }));
+    b1.send(&rooms_query(&["c", "a", "b"])).await;
+    assert_eq!(
+        occupancy(b1.recv().await),
+        pairs(&[("c", 0), ("a", 1), ("b", 1)])
+    );
+
+    // A protected room reads 0 to those outside it, its count to those inside.
+    let mut owner = Client::hello(&server, "owner").await;
+    assert!(matches!(
+        owner.join("vault", Some("hunter2")).await,
+        ServerMessage::Joined { .. }
+    ));
+    kiosk.send(&rooms_query(&["vault", "a"])).await;
+    assert_eq!(
+        occupancy(kiosk.recv().await),
+        pairs(&[("vault", 0), ("a", 1)])
+    );
+    owner.send(&rooms_query(&["vault"])).await;
+    assert_eq!(occupancy(owner.recv().await), pairs(&[("vault", 1)]));
+}
+
+#[tokio::test]
+async fn rooms_refuses_bad_queries_with_typed_errors_and_goes_on() {
+    let server = ServerProc::start(&[]);
+    let mut a = Client::hello(&server, "a").await;
+    a.join("a", None).await;
+
+    // Before hello.
+    let mut early = connect(&server).await;
+    send(&mut early, &rooms_query(&["a"])).await;
+    expect_error(&recv(&mut early).await, ErrorCode::HelloRequired);
+
+    let mut kiosk = Client::hello_as(&server, "kiosk", Role::Kiosk).await;
+    let names: Vec<String> = (0..=MAX_ROOMS_QUERY).map(|i| format!("r{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    kiosk.send(&rooms_query(&refs)).await;
+    expect_error(&kiosk.recv().await, ErrorCode::BadRequest);
+    kiosk.send(&rooms_query(&["a", "../etc/passwd"])).await;
+    expect_error(&kiosk.recv().await, ErrorCode::InvalidRoomName);
+    send_raw(&mut kiosk.ws, r#"{"type":"rooms","rooms":"a"}"#).await;
+    expect_error(&kiosk.recv().await, ErrorCode::BadRequest);
+
+    // The connection goes on: exactly the limit is answered, in order.
+    kiosk.send(&rooms_query(&refs[..MAX_ROOMS_QUERY])).await;
+    let answer = occupancy(kiosk.recv().await);
+    assert_eq!(answer.len(), MAX_ROOMS_QUERY);
+    assert!(
+        answer
+            .iter()
+            .zip(&names)
+            .all(|((r, n), want)| r == want && *n == 0)
+    );
+    kiosk.send(&rooms_query(&["a"])).await;
+    assert_eq!(occupancy(kiosk.recv().await), pairs(&[("a", 1)]));
+    kiosk.expect_silence(200).await;
+}
+
+#[tokio::test]
+async fn rooms_counts_against_the_message_rate_limit() {
+    let server = ServerProc::start(&["--msg-rate", "5", "--msg-burst", "5"]);
+    let mut kiosk = Client::hello_as(&server, "kiosk", Role::Kiosk).await; // one token
+    for _ in 0..10 {
+        kiosk.send(&rooms_query(&["a", "b"])).await;
+    }
+    let mut answers = 0;
+    let mut limited = 0;
+    for _ in 0..5 {
+        match kiosk.recv().await {
+            ServerMessage::Rooms { .. } => answers += 1,
+            ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            } => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((answers, limited), (4, 1));
+    kiosk.expect_silence(300).await;
 }

@@ -12,10 +12,7 @@
 //! time stamp from the message's last bytes without decoding the update.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -24,6 +21,8 @@ use anyhow::{Context as _, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use yrs::encoding::write::Write as _;
+
+use super::server::{Server, cpu_ticks, status_kib};
 
 const ROOMS: usize = 20;
 const PER_ROOM: usize = 10;
@@ -73,112 +72,16 @@ pub(crate) fn docs(server_bin: &Path, repo_root: &Path, quick: bool) -> Result<S
         .context("load generator runtime")?;
 
     let portal = {
-        let server = Server::portal(server_bin)?;
+        let server = Server::portal(server_bin, &[], "warn")?;
         eprintln!("docs bench: Portal on {}", server.addr);
-        rt.block_on(measure(&server, plan))?
+        rt.block_on(measure(&server, "/yjs/", plan))?
     };
     let node = {
-        let server = Server::node(&peer_dir, &node_server)?;
+        let server = Server::node("Node", &peer_dir, &node_server, &[])?;
         eprintln!("docs bench: Node on {}", server.addr);
-        rt.block_on(measure(&server, plan))?
+        rt.block_on(measure(&server, "/", plan))?
     };
     Ok(report(&portal, &node, plan))
-}
-
-/// A server process, killed on drop (every exit path, panics included).
-struct Server {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-    /// Prefix before the room name in the document URL.
-    path: &'static str,
-    data_dir: Option<PathBuf>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(dir) = &self.data_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-impl Server {
-    fn portal(bin: &Path) -> Result<Server> {
-        let data_dir = std::env::temp_dir().join(format!(
-            "portal-bench-docs-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        let child = Command::new(bin)
-            .args(["--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .env("PORTAL_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("start {}", bin.display()))?;
-        let mut server = Server {
-            name: "Portal",
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            path: "/yjs/",
-            data_dir: Some(data_dir),
-        };
-        let line = server.first_line()?;
-        server.addr = line
-            .trim()
-            .rsplit("://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .with_context(|| format!("unexpected first line from portal-server: {line:?}"))?;
-        Ok(server)
-    }
-
-    fn node(dir: &Path, script: &Path) -> Result<Server> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("node")
-            .arg(script)
-            .current_dir(dir)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("start node (is Node.js installed? `cargo xtask setup`)")?;
-        let mut server = Server {
-            name: "Node",
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            path: "/",
-            data_dir: None,
-        };
-        let line = server.first_line()?;
-        if !line.contains("running at") {
-            bail!("unexpected first line from the Node server: {line:?}");
-        }
-        Ok(server)
-    }
-
-    fn first_line(&mut self) -> Result<String> {
-        let stdout = self.child.stdout.take().context("piped stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        if line.is_empty() {
-            bail!("{} exited before it listened", self.name);
-        }
-        Ok(line)
-    }
-
-    fn url(&self, room: usize) -> String {
-        format!("ws://{}{}bench-docs-{room}", self.addr, self.path)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 /// What one step measured.
@@ -313,7 +216,8 @@ impl Shared {
     }
 }
 
-async fn measure(server: &Server, plan: &Plan) -> Result<Series> {
+/// Measures `server`, whose documents are at `ws://ADDR{path}{room}`.
+async fn measure(server: &Server, path: &str, plan: &Plan) -> Result<Series> {
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
         rate: AtomicU32::new(0),
@@ -328,9 +232,10 @@ async fn measure(server: &Server, plan: &Plan) -> Result<Series> {
     let mut tasks = Vec::new();
     for room in 0..ROOMS {
         for _ in 0..PER_ROOM {
-            let (ws, _) = tokio_tungstenite::connect_async(server.url(room))
+            let url = format!("ws://{}{path}bench-docs-{room}", server.addr);
+            let (ws, _) = tokio_tungstenite::connect_async(&url)
                 .await
-                .with_context(|| format!("connect to {}", server.url(room)))?;
+                .with_context(|| format!("connect to {url}"))?;
             let (sink, stream) = ws.split();
             let typist = Typist::new();
             tasks.push(tokio::spawn(read(stream, typist.client, shared.clone())));
@@ -368,7 +273,7 @@ async fn steps(server: &Server, plan: &Plan, shared: &Shared) -> Result<Series> 
         let wall = started.elapsed().as_secs_f64();
         let cpu = (cpu_ticks(pid)? - cpu_before) as f64 / CLK_TCK / wall * 100.0;
         let gen_cpu = (cpu_ticks(std::process::id())? - gen_before) as f64 / CLK_TCK / wall * 100.0;
-        let rss_mib = rss_kib(pid, "VmRSS:")? as f64 / 1024.0;
+        let rss_mib = status_kib(pid, "VmRSS:")? as f64 / 1024.0;
         // Late deliveries of this step's updates still count (and show in p99).
         let sent = shared.sent.load(Relaxed);
         let expected = sent * (PER_ROOM as u64 - 1);
@@ -414,7 +319,7 @@ async fn steps(server: &Server, plan: &Plan, shared: &Shared) -> Result<Series> 
     Ok(Series {
         name: server.name,
         steps,
-        peak_rss_mib: rss_kib(pid, "VmHWM:")? as f64 / 1024.0,
+        peak_rss_mib: status_kib(pid, "VmHWM:")? as f64 / 1024.0,
     })
 }
 
@@ -616,33 +521,6 @@ async fn read(mut stream: Stream, own: u32, shared: Arc<Shared>) {
 
 /// `getconf CLK_TCK` on Linux.
 const CLK_TCK: f64 = 100.0;
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("read /proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("stat format")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("stime")?.parse()?;
-    Ok(utime + stime)
-}
-
-/// A `kB` line of /proc/PID/status (`VmRSS:`, `VmHWM:`).
-fn rss_kib(pid: u32, key: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("read /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no {key} in /proc/{pid}/status"))
-}
 
 fn report(portal: &Series, node: &Series, plan: &Plan) -> String {
     let clients = ROOMS * PER_ROOM;

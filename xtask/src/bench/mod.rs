@@ -11,6 +11,7 @@
 mod browser;
 mod docs;
 mod kiosk;
+mod server;
 mod signaling;
 mod ui;
 

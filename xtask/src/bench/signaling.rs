@@ -20,12 +20,10 @@
 //! templates, and receivers that find the stamp without parsing the JSON.
 
 use std::fmt::Write as _;
-use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -38,6 +36,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::server::{Server, cpu_ticks, status_kib};
 
 const ROOMS: usize = 50;
 const PER_ROOM: usize = 10;
@@ -114,13 +114,22 @@ pub(crate) fn signaling(server_bin: &Path, repo_root: &Path, quick: bool) -> Res
         .context("load generator runtime")?;
 
     let portal = {
-        let server = Server::portal(server_bin)?;
+        let args = [
+            "--max-peers",
+            "16",
+            "--msg-rate",
+            "0",
+            "--max-frame",
+            "65536",
+        ];
+        let server = Server::portal(server_bin, &args, "info")?;
         eprintln!("signaling bench: {} on {}", server.name, server.addr);
         rt.block_on(measure(&server, Kind::Portal, plan))
             .context("signaling bench against Portal")?
     };
     let socketio = {
-        let server = Server::socketio(&relay_dir)?;
+        let env = [("NODE_ENV", "production")];
+        let server = Server::node("Socket.IO", &relay_dir, Path::new("server.js"), &env)?;
         eprintln!("signaling bench: {} on {}", server.name, server.addr);
         rt.block_on(measure(&server, Kind::SocketIo, plan))
             .context("signaling bench against the Socket.IO relay")?
@@ -176,119 +185,7 @@ impl Kind {
 }
 
 // ---------------------------------------------------------------------------------------
-// Server processes
-
-/// A server process, stopped on drop (every exit path, panics included).
-#[derive(Debug)]
-struct Server {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-    data_dir: Option<PathBuf>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM first so the server shuts down the way it would in production; SIGKILL
-        // if it does not exit in time.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(dir) = &self.data_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-impl Server {
-    fn portal(bin: &Path) -> Result<Server> {
-        let data_dir = std::env::temp_dir().join(format!(
-            "portal-bench-signaling-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        let child = Command::new(bin)
-            .args(["--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .args([
-                "--max-peers",
-                "16",
-                "--msg-rate",
-                "0",
-                "--max-frame",
-                "65536",
-            ])
-            .env("PORTAL_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("start {}", bin.display()))?;
-        Server::listening("Portal", child, Some(data_dir))
-    }
-
-    fn socketio(dir: &Path) -> Result<Server> {
-        let child = Command::new("node")
-            .arg("server.js")
-            .current_dir(dir)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("NODE_ENV", "production")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("start node (is Node.js installed? `cargo xtask setup`)")?;
-        Server::listening("Socket.IO", child, None)
-    }
-
-    /// Waits for `listening on http://127.0.0.1:PORT` on the child's stdout, then keeps
-    /// draining stdout on a thread so later output can never block the server.
-    fn listening(name: &'static str, child: Child, data_dir: Option<PathBuf>) -> Result<Server> {
-        let mut server = Server {
-            name,
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir,
-        };
-        let stdout = server.child.stdout.take().context("piped stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            let mut sink = Vec::new();
-            let _ = reader.read_to_end(&mut sink);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .with_context(|| format!("{name} did not say where it listens within 20 s"))?;
-        if line.is_empty() {
-            bail!("{name} exited before it listened");
-        }
-        server.addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.parse().ok())
-            .with_context(|| format!("unexpected first line from {name}: {line:?}"))?;
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
+// The open-file limit
 
 /// The clients' sockets live in this process and the servers inherit its limit, so the
 /// soft open-file limit must cover them.
@@ -488,13 +385,13 @@ async fn measure(server: &Server, kind: Kind, plan: &Plan) -> Result<Measured> {
         ..Measured::default()
     };
     tokio::time::sleep(plan.settle).await;
-    out.rss_idle_kib = proc_status_kib(pid, "VmRSS:")?;
+    out.rss_idle_kib = status_kib(pid, "VmRSS:")?;
 
     let started = Instant::now();
     let conns = connect_all(kind, server.addr).await?;
     out.connect_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(plan.settle).await;
-    out.rss_joined_kib = proc_status_kib(pid, "VmRSS:")?;
+    out.rss_joined_kib = status_kib(pid, "VmRSS:")?;
 
     let shared = Arc::new(Shared::new(kind));
     let (mode_tx, mode_rx) = watch::channel(Mode::Idle);
@@ -517,8 +414,8 @@ async fn measure(server: &Server, kind: Kind, plan: &Plan) -> Result<Measured> {
 
     out.fixed = phase(&shared, &mode_tx, Mode::Fixed, plan.fixed, plan, pid).await?;
     out.saturate = phase(&shared, &mode_tx, Mode::Saturate, plan.saturate, plan, pid).await?;
-    out.rss_after_kib = proc_status_kib(pid, "VmRSS:")?;
-    out.hwm_kib = proc_status_kib(pid, "VmHWM:")?;
+    out.rss_after_kib = status_kib(pid, "VmRSS:")?;
+    out.hwm_kib = status_kib(pid, "VmHWM:")?;
 
     mode_tx.send_replace(Mode::Stop);
     let mut samples: [Vec<u32>; 2] = Default::default();
@@ -569,13 +466,13 @@ async fn phase(
     mode_tx.send_replace(mode);
 
     tokio::time::sleep(plan.warmup).await;
-    let server0 = cpu_ticks(&format!("/proc/{pid}/stat"))?;
-    let gen0 = cpu_ticks("/proc/self/stat")?;
+    let server0 = cpu_ticks(pid)?;
+    let gen0 = cpu_ticks(std::process::id())?;
     let machine0 = machine_busy_ticks()?;
     let t = Instant::now();
     tokio::time::sleep(length).await;
-    let server1 = cpu_ticks(&format!("/proc/{pid}/stat"))?;
-    let gen1 = cpu_ticks("/proc/self/stat")?;
+    let server1 = cpu_ticks(pid)?;
+    let gen1 = cpu_ticks(std::process::id())?;
     let machine1 = machine_busy_ticks()?;
     let elapsed = t.elapsed().as_secs_f64();
     mode_tx.send_replace(Mode::Idle);
@@ -876,20 +773,6 @@ async fn ready(
 /// `getconf CLK_TCK` on Linux.
 const CLK_TCK: f64 = 100.0;
 
-/// utime + stime of a process (all its threads), in clock ticks.
-fn cpu_ticks(stat_path: &str) -> Result<u64> {
-    let stat = std::fs::read_to_string(stat_path).with_context(|| format!("read {stat_path}"))?;
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("stat format")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("stime")?.parse()?;
-    Ok(utime + stime)
-}
-
 /// Busy time of all CPUs together (everything but idle and iowait), in clock ticks.
 fn machine_busy_ticks() -> Result<u64> {
     let stat = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
@@ -908,18 +791,6 @@ fn machine_busy_ticks() -> Result<u64> {
         .filter(|&(i, _)| i != 3 && i != 4)
         .map(|(_, t)| t)
         .sum())
-}
-
-/// A `kB` line of /proc/PID/status (`VmRSS:`, `VmHWM:`).
-fn proc_status_kib(pid: u32, key: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("read /proc/{pid}/status (did the server exit?)"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no {key} in /proc/{pid}/status"))
 }
 
 // ---------------------------------------------------------------------------------------

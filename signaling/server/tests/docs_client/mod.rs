@@ -257,16 +257,9 @@ pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
 }
 
 pub async fn metrics(addr: SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    tcp.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    tcp.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    text.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+    portal_testkit::http(addr, "GET", "/metrics", &[], None)
+        .await
+        .text()
 }
 
 /// Waits until `portal_docs_loaded` reaches `n` (rooms unload when their last client left).

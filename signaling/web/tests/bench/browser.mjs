@@ -12,7 +12,7 @@
 //       receiver drops them) — the ceiling Chromium sets for (b) with the call running.
 //
 // Medians over several runs, each with fresh pages in a fresh room ((b) and (c) share
-// one). `--quick` makes the file 16 MiB and does one run of each. Uses the e2e harness:
+// one). `--quick` makes the file 16 MiB and does one run of each. Uses the test kit (../kit.mjs):
 // PORTAL_SERVER_BIN must name a built portal-server and `npm run build` must have
 // produced dist/. Progress goes to stderr; the last stdout line is one JSON object:
 //   {"joinToFirstFrameMs":{"median":..,"runs":[..]},"fileThroughputMiBs":{"median":..,"runs":[..]},
@@ -23,7 +23,7 @@ import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
-import { joinRoom, launchBrowser, startServer } from "../e2e/harness.mjs";
+import { joinRoom, launchBrowser, startServer } from "../kit.mjs";
 
 const quick = process.argv.includes("--quick");
 const JOIN_RUNS = quick ? 1 : 7;
@@ -167,7 +167,7 @@ async function fileThroughput(browser, server, room, path) {
 }
 
 /** Runs `fn` again once if it fails: on a shared, loaded machine a page can miss the
- * harness's join timeout. A second failure ends the benchmark. */
+ * kit's join timeout. A second failure ends the benchmark. */
 async function retryOnce(what, fn) {
   try {
     return await fn();

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { WEB_DIST, joinRoom, waitForRemoteVideos, withRoom } from "./harness.mjs";
+import { joinRoom, waitForRemoteVideos, withRoom } from "../kit.mjs";
 
 test("two browsers see and hear each other", async () => {
   await withRoom(async ({ server, browser }) => {
@@ -80,27 +80,19 @@ test("calls survive a restart of the rooms server", async () => {
     });
     const idBefore = await a.evaluate(() => [...window.portal.peers.keys()][0]);
     // Restart the server on the same port and data dir.
-    const port = new URL(server.base).port;
-    server.child.kill("SIGTERM");
-    await new Promise((r) => server.child.once("exit", r));
+    await server.terminate();
     for (const p of [a, b]) await p.getByText("Reconnecting…", { exact: true }).waitFor({ timeout: 10_000 });
-    const { spawn } = await import("node:child_process");
-    const again = spawn(process.env.PORTAL_SERVER_BIN, ["--bind", `127.0.0.1:${port}`, "--data-dir", server.dataDir, "--web-dir", WEB_DIST], { stdio: ["ignore", "ignore", "inherit"] });
-    try {
-      // Both come back (reconnect with backoff) under the same ids, and the call never dropped.
-      for (const p of [a, b]) await p.getByText("Connected", { exact: true }).waitFor({ timeout: 20_000 });
-      // Same peer id, same RTCPeerConnection object (tagged before the restart), connected.
-      await a
-        .waitForFunction((id) => window.portal.peers.get(id)?.pc.portalTag === "before" && window.portal.peers.get(id).pc.connectionState === "connected", idBefore, { timeout: 15_000 })
-        .catch(async (e) => {
-          const state = (p) => p.evaluate(() => ({ self: window.portal.selfId, peers: [...window.portal.peers.entries()].map(([k, p]) => [k, p.pc.connectionState, p.pc.portalTag ?? null, p.confirmed]) }));
-          throw new Error(`${e.message}: a=${JSON.stringify(await state(a))} b=${JSON.stringify(await state(b))} idBefore=${idBefore}`);
-        });
-      await waitForRemoteVideos(a, 1);
-      await waitForRemoteVideos(b, 1);
-    } finally {
-      again.kill("SIGTERM");
-      await new Promise((r) => again.once("exit", r));
-    }
+    await server.restart();
+    // Both come back (reconnect with backoff) under the same ids, and the call never dropped.
+    for (const p of [a, b]) await p.getByText("Connected", { exact: true }).waitFor({ timeout: 20_000 });
+    // Same peer id, same RTCPeerConnection object (tagged before the restart), connected.
+    await a
+      .waitForFunction((id) => window.portal.peers.get(id)?.pc.portalTag === "before" && window.portal.peers.get(id).pc.connectionState === "connected", idBefore, { timeout: 15_000 })
+      .catch(async (e) => {
+        const state = (p) => p.evaluate(() => ({ self: window.portal.selfId, peers: [...window.portal.peers.entries()].map(([k, p]) => [k, p.pc.connectionState, p.pc.portalTag ?? null, p.confirmed]) }));
+        throw new Error(`${e.message}: a=${JSON.stringify(await state(a))} b=${JSON.stringify(await state(b))} idBefore=${idBefore}`);
+      });
+    await waitForRemoteVideos(a, 1);
+    await waitForRemoteVideos(b, 1);
   });
 });

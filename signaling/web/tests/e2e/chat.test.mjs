@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { joinRoom, withRoom } from "./harness.mjs";
+import { joinRoom, withRoom } from "../kit.mjs";
 
 /** Waits until every peer's chat channel is open on `page`. */
 async function channelsOpen(page, count) {

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { WEB_DIST, joinRoom, withRoom } from "./harness.mjs";
+import { WEB_DIST, joinRoom, withRoom } from "../kit.mjs";
 
 const SERVER = ["--web-dir", process.env.PORTAL_WEB_DIR ?? WEB_DIST];
 const WAIT = { timeout: 30_000, polling: 100 };
@@ -187,23 +187,12 @@ test("editing carries on after the rooms server restarts", async () => {
       await typeAtEnd(a, "before");
       await b.waitForFunction(() => window.portalEditor.text() === "before", null, WAIT);
       // Restart on the same port and data dir: the document and the token key persist.
-      const port = new URL(server.base).port;
-      server.child.kill("SIGTERM");
-      await new Promise((r) => server.child.once("exit", r));
+      await server.terminate();
       await a.waitForFunction(() => window.portalEditor.synced() === false, null, WAIT);
-      const { spawn } = await import("node:child_process");
-      const again = spawn(process.env.PORTAL_SERVER_BIN, ["--bind", `127.0.0.1:${port}`, "--data-dir", server.dataDir, ...SERVER], {
-        stdio: ["ignore", "ignore", "inherit"],
-        env: { ...process.env, PORTAL_LOG: process.env.PORTAL_LOG ?? "warn" },
-      });
-      try {
-        for (const p of [a, b]) await p.waitForFunction(() => window.portalEditor.synced() === true, null, WAIT);
-        await typeAtEnd(b, " after");
-        await a.waitForFunction(() => window.portalEditor.text() === "before after", null, WAIT);
-      } finally {
-        again.kill("SIGTERM");
-        await new Promise((r) => again.once("exit", r));
-      }
+      await server.restart();
+      for (const p of [a, b]) await p.waitForFunction(() => window.portalEditor.synced() === true, null, WAIT);
+      await typeAtEnd(b, " after");
+      await a.waitForFunction(() => window.portalEditor.text() === "before after", null, WAIT);
     },
     { serverArgs: SERVER },
   );

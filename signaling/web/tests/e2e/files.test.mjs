@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { joinRoom, withRoom } from "./harness.mjs";
+import { joinRoom, withRoom } from "../kit.mjs";
 
 const dir = mkdtempSync(join(tmpdir(), "portal-files-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

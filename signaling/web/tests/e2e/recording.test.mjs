@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { test } from "node:test";
-import { WEB_DIST, joinRoom, waitForRemoteVideos, withRoom } from "./harness.mjs";
+import { WEB_DIST, joinRoom, waitForRemoteVideos, withRoom } from "../kit.mjs";
 
 const WEB_DIR = process.env.PORTAL_WEB_DIR ?? WEB_DIST;
 const serverArgs = ["--web-dir", WEB_DIR];

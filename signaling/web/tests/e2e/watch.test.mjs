@@ -13,8 +13,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { chromium } from "playwright-core";
-import { CHROMIUM, WEB_DIST, joinRoom, launchBrowser, startServer } from "./harness.mjs";
+import { WEB_DIST, joinRoom, launchBrowser, startServer } from "../kit.mjs";
 
 const WEB_DIR = process.env.PORTAL_WEB_DIR ?? WEB_DIST;
 const TOLERANCE = 0.3; // seconds between any two browsers
@@ -428,11 +427,7 @@ test("a browser that blocks autoplay plays muted and offers to join playback", {
   // Desktop Chromium's default policy: sound needs a user gesture on the page first. A
   // page that captures camera or microphone is exempt, so this browser has no devices
   // (the call goes on receive-only).
-  const strict = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--autoplay-policy=document-user-activation-required", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-gpu"],
-  });
+  const strict = await launchBrowser(["--autoplay-policy=document-user-activation-required"], { media: false });
   let media = null;
   try {
     media = await serveFile(await testClip(browser, server));

@@ -1,0 +1,31 @@
+//! Test support shared by Portal's crates, so every test starts the real `portal-server`,
+//! makes temp dirs, waits and drives Node.js the same way.
+//!
+//! - [`TempDir`]: a fresh directory, removed on drop.
+//! - [`Process`]: a child process killed on drop, started once it prints its first line.
+//! - [`ServerProc`]: the real `portal-server` on a free port ([`server_bin`] says which).
+//! - [`wait_until`]: polls a condition until it holds or a time limit passes.
+//! - With the `tokio` feature: [`wait_until_async`], [`NodeDriver`] (a `node` script
+//!   spoken to in JSON lines) and [`http`] (one raw HTTP/1.1 request).
+
+mod process;
+mod server;
+mod temp;
+mod wait;
+
+#[cfg(feature = "tokio")]
+mod http;
+#[cfg(feature = "tokio")]
+mod node;
+
+pub use process::Process;
+pub use server::{ServerBuilder, ServerProc, listen_addr, server_bin, web_dist, workspace_root};
+pub use temp::TempDir;
+pub use wait::wait_until;
+
+#[cfg(feature = "tokio")]
+pub use http::{HttpReply, http};
+#[cfg(feature = "tokio")]
+pub use node::NodeDriver;
+#[cfg(feature = "tokio")]
+pub use wait::wait_until_async;
