@@ -475,10 +475,13 @@ fn demo(root: &Path, bind: &str, room: &str) -> Result<()> {
         .to_owned();
     let ws = base.replacen("http", "ws", 1);
     let kiosk_bin = target_dir(root).join("debug/portal-kiosk");
+    let token_file = root.join("target/demo-kiosk/status-token");
     let mut kiosk = Command::new(&kiosk_bin);
     kiosk
         .args(["--server", &ws, "--room", room, "--name", "Demo kiosk"])
         .args(["--status-addr", "127.0.0.1:0", "--file-policy", "ask"])
+        .arg("--status-token-file")
+        .arg(&token_file)
         .arg("--files-dir")
         .arg(root.join("target/demo-files"))
         .stdout(std::process::Stdio::piped());
@@ -500,7 +503,11 @@ fn demo(root: &Path, bind: &str, room: &str) -> Result<()> {
     if windowed {
         println!("  The kiosk's window is open on this display.");
     } else {
-        println!("  No display here, so the kiosk runs headless; its state: {status}/status");
+        println!("  No display here, so the kiosk runs headless; its state:");
+        println!(
+            "    curl -H \"Authorization: Bearer $(cat {})\" {status}/status",
+            token_file.display()
+        );
     }
     println!("  Server health: {base}/healthz   Metrics: {base}/metrics");
     println!();

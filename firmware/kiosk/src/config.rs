@@ -14,7 +14,9 @@
 //! file_policy = "ask"        # ask | accept | deny
 //! max_file_mib = 2048
 //! board = "sim"              # sim | linux
-//! snapshot_dir = "/tmp/portal-kiosk"
+//! snapshot_dir = "/run/user/1000/portal-kiosk/snapshots"  # private (0700)
+//! status_token_file = "/run/user/1000/portal-kiosk/status-token"
+//! shared_dir = "/srv/portal/shared"  # POST /files/send may offer files from here
 //! [devices]                  # board device ids (the Settings screen lists them); default: the board's first
 //! camera = "/dev/video0"     # sim: "sim:call", "sim:bars", ...
 //! microphone = "plughw:1,0"
@@ -82,9 +84,15 @@ pub(crate) struct Cli {
     /// Board backend: sim or linux.
     #[arg(long)]
     pub board: Option<String>,
-    /// Where `POST /snapshot` writes PNGs.
+    /// Where `POST /snapshot` writes PNGs (a private directory).
     #[arg(long)]
     pub snapshot_dir: Option<PathBuf>,
+    /// Where the local endpoint's token is written (mode 0600), for local tools.
+    #[arg(long)]
+    pub status_token_file: Option<PathBuf>,
+    /// A folder whose files `POST /files/send` may offer (besides received files).
+    #[arg(long)]
+    pub shared_dir: Option<PathBuf>,
     /// Camera by board device id (`/dev/video0`, `sim:bars`).
     #[arg(long)]
     pub camera: Option<String>,
@@ -161,6 +169,8 @@ pub(crate) struct ConfigFile {
     pub max_file_mib: Option<u64>,
     pub board: Option<String>,
     pub snapshot_dir: Option<PathBuf>,
+    pub status_token_file: Option<PathBuf>,
+    pub shared_dir: Option<PathBuf>,
     #[serde(default)]
     pub video: VideoFile,
     #[serde(default)]
@@ -189,6 +199,9 @@ pub(crate) struct Config {
     pub max_file_bytes: u64,
     pub board: portal_board::Backend,
     pub snapshot_dir: PathBuf,
+    pub status_token_file: PathBuf,
+    /// Files here may be offered to peers, as may received ones; nothing else.
+    pub shared_dir: Option<PathBuf>,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -199,13 +212,20 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// Reads the config file (the given one must exist; the default may be missing) and
-    /// lays the command line over it.
+    /// Reads the config file (a missing one holds no settings) and lays the command line
+    /// over it.
     pub(crate) fn load(cli: Cli) -> anyhow::Result<Config> {
-        let file = match &cli.config {
-            Some(path) => read_file(path)?,
-            None if Path::new(DEFAULT_CONFIG).is_file() => read_file(Path::new(DEFAULT_CONFIG))?,
-            None => ConfigFile::default(),
+        // A file that does not exist yet is a kiosk powered on for the first time: its
+        // first-run screen writes the file.
+        let path = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+        let file = if path.exists() {
+            read_file(&path)?
+        } else {
+            tracing::info!(path = %path.display(), "no config file yet");
+            ConfigFile::default()
         };
         Config::merge(cli, file)
     }
@@ -277,7 +297,12 @@ impl Config {
             snapshot_dir: cli
                 .snapshot_dir
                 .or(file.snapshot_dir)
-                .unwrap_or_else(|| std::env::temp_dir().join("portal-kiosk")),
+                .unwrap_or_else(|| crate::access::runtime_dir().join("snapshots")),
+            status_token_file: cli
+                .status_token_file
+                .or(file.status_token_file)
+                .unwrap_or_else(|| crate::access::runtime_dir().join("status-token")),
+            shared_dir: cli.shared_dir.or(file.shared_dir),
             width: file.video.width.unwrap_or(640),
             height: file.video.height.unwrap_or(480),
             fps: file.video.fps.unwrap_or(30),

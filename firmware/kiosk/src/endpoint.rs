@@ -13,7 +13,15 @@
 //!   waiting offer has it (the engine decides which).
 //! - `POST /files/send` `{"peer": ID, "path": "/abs/file"}`: offers a file to a peer.
 //!
-//! A bad request gets a 400 (404, 405, 413) with `{"error": "..."}`; nothing here panics.
+//! - `GET /healthz`: `{"ok": true}`, the one request that needs no token.
+//!
+//! Every other request needs `Authorization: Bearer TOKEN`, a `Host` that is an address
+//! or `localhost`, and (with a body) `Content-Type: application/json`; see
+//! [`crate::access`]. A connection that sends no complete header within
+//! [`HEADER_TIMEOUT`] is closed.
+//!
+//! A bad request gets a 400 (401, 403, 404, 405, 413, 415) with `{"error": "..."}`;
+//! nothing here panics.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -33,16 +41,21 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::access::{Token, local_host};
 use crate::request::Request;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
+
+/// How long a client may take to send its request's header.
+pub(crate) const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Reply = hyper::Response<Full<Bytes>>;
 
 /// Binds `addr`; the returned future serves until dropped.
 pub(crate) async fn bind(
     addr: SocketAddr,
+    token: Token,
     requests: mpsc::Sender<Request>,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
     let listener = TcpListener::bind(addr).await?;
@@ -58,12 +71,16 @@ pub(crate) async fn bind(
                 }
             };
             let requests = requests.clone();
+            let token = token.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let requests = requests.clone();
-                    async move { Ok::<_, Infallible>(handle(req, requests).await) }
+                    let token = token.clone();
+                    async move { Ok::<_, Infallible>(handle(req, &token, requests).await) }
                 });
                 if let Err(e) = http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {
@@ -146,10 +163,47 @@ async fn ask<T>(
         .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the kiosk is stopping"))
 }
 
-async fn handle(req: hyper::Request<Incoming>, requests: mpsc::Sender<Request>) -> Reply {
+async fn handle(
+    req: hyper::Request<Incoming>,
+    token: &Token,
+    requests: mpsc::Sender<Request>,
+) -> Reply {
+    if let Err(refused) = admit(&req, token) {
+        return *refused;
+    }
     match route(req, &requests).await {
         Ok(reply) | Err(reply) => reply,
     }
+}
+
+/// The checks every request passes before it is read (see [`crate::access`]).
+fn admit(req: &hyper::Request<Incoming>, token: &Token) -> Result<(), Box<Reply>> {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if !local_host(header(hyper::header::HOST)) {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "the Host header must be an address or localhost",
+        )));
+    }
+    if req.method() == Method::GET && req.uri().path() == "/healthz" {
+        return Ok(());
+    }
+    if !token.admits(header(hyper::header::AUTHORIZATION)) {
+        return Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "Authorization: Bearer TOKEN required (the token is in the kiosk's status-token file)",
+        )));
+    }
+    let json = header(hyper::header::CONTENT_TYPE)
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|media| media.trim() == "application/json");
+    if req.method() == Method::POST && !json {
+        return Err(Box::new(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type: application/json required",
+        )));
+    }
+    Ok(())
 }
 
 async fn route(
@@ -160,6 +214,7 @@ async fn route(
     let method = req.method().clone();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match (method, segments.as_slice()) {
+        (Method::GET, ["healthz"]) => Ok(reply(StatusCode::OK, &json!({ "ok": true }))),
         (Method::GET, ["status"]) => {
             let status = ask(requests, Request::Status).await?;
             Ok(reply(StatusCode::OK, &status))

@@ -19,7 +19,8 @@
 //! - [`media`]: the media side a call's links share (one sender, the speaker, the gates);
 //! - [`files`]: the download directory (temp files, no-replace rename);
 //! - [`request`]: what the touch screen and the local endpoint ask of a call;
-//! - [`endpoint`]: the local HTTP endpoint; [`status`]: the JSON of `GET /status`;
+//! - [`endpoint`]: the local HTTP endpoint, [`access`]: who may use it (a per-start token
+//!   in a private file); [`status`]: the JSON of `GET /status`;
 //! - [`home`]: the touch screen outside a call (first run, rooms, joining and failures);
 //!   [`call_view`]: the engine's events as the call's views.
 //!
@@ -33,6 +34,7 @@
 //! 127.0.0.1:0`). Logs go to stderr, filtered by `PORTAL_LOG` (default `info`). SIGTERM
 //! or SIGINT leaves the room and closes every peer connection before exiting.
 
+mod access;
 mod call_view;
 mod config;
 mod endpoint;
@@ -93,10 +95,16 @@ fn init_tracing() {
         .init();
 }
 
-/// The local endpoint; prints its address on stdout.
+/// The local endpoint; prints its address on stdout. Its token goes to the configured
+/// file first, so a tool that sees the address can read the token.
 async fn serve_endpoint(config: &Config) -> anyhow::Result<mpsc::Receiver<Request>> {
+    let token = access::Token::generate();
+    token
+        .write_to(&config.status_token_file)
+        .context("writing the status endpoint's token")?;
+    tracing::info!(path = %config.status_token_file.display(), "status endpoint token written");
     let (request_tx, requests) = mpsc::channel(64);
-    let (addr, serve) = endpoint::bind(config.status_addr, request_tx)
+    let (addr, serve) = endpoint::bind(config.status_addr, token, request_tx)
         .await
         .with_context(|| format!("binding the status endpoint on {}", config.status_addr))?;
     tokio::spawn(serve);

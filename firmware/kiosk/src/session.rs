@@ -78,6 +78,7 @@ pub(crate) fn start(
         media,
         files,
         snapshot_dir: config.snapshot_dir.clone(),
+        shared_dir: config.shared_dir.clone(),
         join_started_unix_ms: unix_ms(),
         net: NetSettings::from_config(config),
         ui,
@@ -97,6 +98,8 @@ pub(crate) struct SessionSetup {
     pub media: Media,
     pub files: FileStore,
     pub snapshot_dir: PathBuf,
+    /// Besides received files, the folder whose files may be offered to peers.
+    pub shared_dir: Option<PathBuf>,
     /// When the kiosk started connecting to the room (join-to-first-frame figures).
     pub join_started_unix_ms: u64,
     pub net: NetSettings,
@@ -112,6 +115,7 @@ struct Session {
     media: Media,
     files: FileStore,
     snapshot_dir: PathBuf,
+    shared_dir: Option<PathBuf>,
     join_started_unix_ms: u64,
     net: NetSettings,
     view: Option<CallView>,
@@ -152,6 +156,7 @@ pub(crate) async fn run(
         media,
         files,
         snapshot_dir,
+        shared_dir,
         join_started_unix_ms,
         net,
         ui,
@@ -168,6 +173,7 @@ pub(crate) async fn run(
         media,
         files,
         snapshot_dir,
+        shared_dir,
         join_started_unix_ms,
         net,
         view: ui.map(CallView::new),
@@ -456,7 +462,7 @@ impl Session {
                 let _ = reply.send(result);
             }
             Request::SendFile { peer, path, reply } => {
-                let result = self.send_file(peer, path).map_err(|e| format!("{e:#}"));
+                let result = self.send_file(peer, &path).map_err(|e| format!("{e:#}"));
                 let _ = reply.send(result);
             }
             Request::Ui(event) => self.ui_event(event),
@@ -525,7 +531,19 @@ impl Session {
         }
     }
 
-    fn send_file(&mut self, peer: PeerId, path: PathBuf) -> anyhow::Result<u32> {
+    /// Offers a file to `peer`: only a received file or one in the shared folder, never an
+    /// arbitrary path (links are resolved before the check).
+    fn send_file(&mut self, peer: PeerId, path: &std::path::Path) -> anyhow::Result<u32> {
+        let path = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
+        let allowed = std::iter::once(self.files.dir())
+            .chain(self.shared_dir.as_deref())
+            .filter_map(|d| std::fs::canonicalize(d).ok())
+            .any(|d| path.starts_with(d));
+        if !allowed {
+            return Err(anyhow!(
+                "only received files and files in the shared folder can be offered"
+            ));
+        }
         let meta = std::fs::metadata(&path).with_context(|| format!("{}", path.display()))?;
         if !meta.is_file() {
             return Err(anyhow!("{} is not a file", path.display()));
@@ -549,13 +567,12 @@ impl Session {
             .get(&peer)
             .ok_or_else(|| anyhow!("no connection to peer {peer} yet"))?;
         let png = link.shared.snapshot_png()?;
-        std::fs::create_dir_all(&self.snapshot_dir)
-            .with_context(|| format!("creating {}", self.snapshot_dir.display()))?;
         self.snapshots += 1;
-        let path = self
-            .snapshot_dir
-            .join(format!("peer-{peer}-{}.png", self.snapshots));
-        std::fs::write(&path, png).with_context(|| format!("writing {}", path.display()))?;
+        let path = self.snapshot_dir.join(format!(
+            "peer-{peer}-{}-{}.png",
+            self.join_started_unix_ms, self.snapshots
+        ));
+        crate::access::write_private(&path, &png)?;
         Ok(path)
     }
 }

@@ -12,7 +12,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Browser, Kiosk, Server, TempDir, peer, u};
+use common::{Browser, Kiosk, Server, peer, u};
+use portal_testkit::TempDir;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -83,7 +84,15 @@ async fn kiosk_calls_chromium_with_chat_and_files() {
     let files = work.path().join("files");
     let mut server = Server::start("127.0.0.1:0", data.path()).await;
     let room = room("call");
-    let kiosk = Kiosk::start(&server, &room, &files, &["--file-policy", "accept"]).await;
+    let shared = work.path().join("shared");
+    let shared_arg = shared.to_str().expect("utf-8 path");
+    let kiosk = Kiosk::start(
+        &server,
+        &room,
+        &files,
+        &["--file-policy", "accept", "--shared-dir", shared_arg],
+    )
+    .await;
     kiosk
         .wait("the kiosk in the room", |s| s["connected"] == json!(true))
         .await;
@@ -150,7 +159,8 @@ async fn kiosk_calls_chromium_with_chat_and_files() {
         ("GET", "/nothing", "", 404),
         ("GET", "/chat", "", 405),
     ] {
-        let (code, answer) = common::http(&kiosk.status, method, path, Some(body)).await;
+        let (code, answer) =
+            common::http_as(&kiosk.status, Some(&kiosk.token), method, path, Some(body)).await;
         assert_eq!(code, want, "{method} {path} {body}: {answer}");
         assert!(answer["error"].is_string(), "{method} {path}: {answer}");
     }
@@ -231,9 +241,11 @@ async fn kiosk_calls_chromium_with_chat_and_files() {
         "three files and no temp file left: {names:?}"
     );
 
-    // 7. A file from the kiosk to the browser.
+    // 7. A file from the kiosk to the browser (only files in its shared folder, or ones it
+    // received, may be offered).
     let ada = peer(&status, "Ada").expect("Ada")["id"].clone();
-    let out_path = work.path().join("from-kiosk.txt");
+    let out_path = work.path().join("shared/from-kiosk.txt");
+    std::fs::create_dir_all(work.path().join("shared")).expect("shared dir");
     std::fs::write(&out_path, "sent by the kiosk").expect("outgoing file");
     let (code, body) = kiosk
         .post(

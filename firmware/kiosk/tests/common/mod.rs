@@ -1,63 +1,21 @@
-//! Shared by the kiosk's end-to-end tests: the real `portal-server`, the real
-//! `portal-kiosk`, the Chromium driver (`browser.mjs`), a tiny HTTP client for the status
-//! endpoint, temp dirs and waiting. Every child process is killed when its handle drops,
-//! so a failing test leaves nothing running.
+//! Shared by the kiosk's end-to-end tests: the real `portal-server` serving the built
+//! browser client, the real `portal-kiosk` and its status endpoint, and the Chromium
+//! driver (`browser.mjs`). Processes, temp dirs and the driver's protocol come from
+//! `portal_testkit`; every child process is killed when its handle drops, so a failing
+//! test leaves nothing running.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use portal_testkit::{NodeDriver, Process, ServerProc, TempDir};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// How long any one condition may take on a loaded machine.
 pub const LONG: Duration = Duration::from_secs(150);
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `portal-server` from `PORTAL_SERVER_BIN`, else beside the kiosk binary.
-pub fn server_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("PORTAL_SERVER_BIN") {
-        return PathBuf::from(bin);
-    }
-    let beside = Path::new(env!("CARGO_BIN_EXE_portal-kiosk")).with_file_name("portal-server");
-    assert!(
-        beside.is_file(),
-        "portal-server not found at {}: run `cargo build -p portal-signaling --bin portal-server` \
-         or set PORTAL_SERVER_BIN",
-        beside.display()
-    );
-    beside
-}
-
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "portal-kiosk-e2e-{tag}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn log_filter() -> String {
     std::env::var("PORTAL_LOG").unwrap_or_else(|_| {
@@ -65,76 +23,62 @@ fn log_filter() -> String {
     })
 }
 
-/// SIGTERM, then waits (at most [`LONG`]) for the exit.
-async fn terminate(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-    }
-    if tokio::time::timeout(LONG, child.wait()).await.is_err() {
-        let _ = child.kill().await;
-    }
-}
-
-/// A running `portal-server`.
-pub struct Server {
-    pub child: Child,
-    /// `http://127.0.0.1:PORT`
-    pub base: String,
-}
+/// A running `portal-server` serving the browser client as built in signaling/web/dist.
+pub struct Server(ServerProc);
 
 impl Server {
-    /// Starts the server on `bind` with `data` as its data dir, serving the built client.
+    /// Starts the server on `bind` with `data` as its data dir.
     pub async fn start(bind: &str, data: &Path) -> Server {
-        let dist = workspace_root().join("signaling/web/dist");
-        assert!(
-            dist.join("index.html").is_file(),
-            "the browser client is not built: run `npm ci && npm run build` in signaling/web"
-        );
-        let mut child = Command::new(server_bin())
-            .args(["--bind", bind, "--data-dir"])
-            .arg(data)
-            .arg("--web-dir")
-            .arg(&dist)
-            .env("PORTAL_LOG", log_filter())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("portal-server starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(LONG, lines.next_line())
-            .await
-            .expect("portal-server prints its address")
-            .expect("read stdout")
-            .expect("a line");
-        let base = line.trim().trim_start_matches("listening on ").to_owned();
-        Server { child, base }
+        let server = ServerProc::builder()
+            .bind(bind)
+            .data_dir(data)
+            .web_dist()
+            .start_async()
+            .await;
+        Server(server)
     }
 
+    /// Starts the server with extra flags (`--max-peers 1`, ...).
+    pub async fn start_with(bind: &str, data: &Path, args: &[&str]) -> Server {
+        let server = ServerProc::builder()
+            .bind(bind)
+            .data_dir(data)
+            .web_dist()
+            .args(args)
+            .start_async()
+            .await;
+        Server(server)
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base(&self) -> String {
+        self.0.http_url("")
+    }
+
+    /// `ws://127.0.0.1:PORT`, as the kiosk's `--server` takes it.
     pub fn ws_url(&self) -> String {
-        self.base.replacen("http", "ws", 1)
+        self.0.ws_base()
     }
 
     pub fn port(&self) -> u16 {
-        self.base
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("a port in the base URL")
+        self.0.port()
     }
 
+    /// SIGTERM, then waits (at most 30 s) for the exit.
     pub async fn stop(mut self) {
-        terminate(&mut self.child).await;
+        self.0.terminate_async().await;
     }
 }
 
 /// A running `portal-kiosk`.
 pub struct Kiosk {
-    pub child: Child,
+    process: Process,
     /// `127.0.0.1:PORT` of the status endpoint.
     pub status: String,
+    /// The endpoint's token, read from the file the kiosk wrote it to.
+    pub token: String,
+    /// Its runtime directory (`XDG_RUNTIME_DIR`): the token file, snapshots.
+    _runtime: TempDir,
 }
 
 impl Kiosk {
@@ -168,8 +112,7 @@ impl Kiosk {
                 cmd.arg("--headless");
             }
         }
-        let mut child = cmd
-            .args(["--server", &server.ws_url(), "--room", room])
+        cmd.args(["--server", &server.ws_url(), "--room", room])
             .args(["--status-addr", "127.0.0.1:0"])
             .arg("--files-dir")
             .arg(files)
@@ -180,32 +123,37 @@ impl Kiosk {
             } else {
                 &["--config", "/dev/null"][..]
             })
-            .args(extra)
-            .env("PORTAL_LOG", log_filter())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("portal-kiosk starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(LONG, lines.next_line())
+            .args(extra);
+        Kiosk::launch(cmd).await
+    }
+
+    /// Starts `cmd` (with the tests' log filter) and waits for its status address.
+    async fn launch(mut cmd: Command) -> Kiosk {
+        let runtime = TempDir::new("kiosk-runtime");
+        cmd.env("PORTAL_LOG", log_filter())
+            .env("XDG_RUNTIME_DIR", runtime.path());
+        let (process, line) = Process::start_announced_async("portal-kiosk", &mut cmd, LONG)
             .await
-            .expect("portal-kiosk prints its status address")
-            .expect("read stdout")
-            .expect("a line");
-        let status = line
-            .trim()
-            .trim_start_matches("status on http://")
-            .to_owned();
-        Kiosk { child, status }
+            .unwrap_or_else(|e| panic!("portal-kiosk did not print its status address: {e}"));
+        let status = line.trim_start_matches("status on http://").to_owned();
+        // The token is written before the address is printed.
+        let token_file = runtime.path().join("portal-kiosk/status-token");
+        let token = std::fs::read_to_string(&token_file)
+            .unwrap_or_else(|e| panic!("the kiosk's token at {}: {e}", token_file.display()));
+        Kiosk {
+            process,
+            status,
+            token,
+            _runtime: runtime,
+        }
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        http(&self.status, "GET", path, None).await
+        http_as(&self.status, Some(&self.token), "GET", path, None).await
     }
 
     pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        http(&self.status, "POST", path, Some(body)).await
+        http_as(&self.status, Some(&self.token), "POST", path, Some(body)).await
     }
 
     pub async fn status(&self) -> Value {
@@ -245,119 +193,104 @@ impl Kiosk {
         }
     }
 
-    /// SIGTERM (the kiosk leaves the room), then waits for the exit.
+    /// A windowed kiosk on X display `display` with nothing set but the config file it
+    /// reads (`PORTAL_KIOSK_CONFIG`, which may not exist) and a free status port.
+    pub async fn start_unconfigured(display: &str, config: &Path) -> Kiosk {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portal-kiosk"));
+        cmd.env("DISPLAY", display)
+            .env_remove("WAYLAND_DISPLAY")
+            .env("PORTAL_KIOSK_CONFIG", config)
+            .args(["--status-addr", "127.0.0.1:0"]);
+        Kiosk::launch(cmd).await
+    }
+
+    /// Waits at most `limit` for the process to exit by itself.
+    pub async fn exited(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.process.try_wait().expect("kiosk process state") {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Freezes (`true`) or thaws the process, as a hung board or a cut network would.
     pub fn freeze(&self, frozen: bool) {
-        let pid = self.child.id().expect("kiosk running").to_string();
-        let signal = if frozen { "-STOP" } else { "-CONT" };
-        let ok = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill {signal} {pid}");
+        let signal = if frozen { "STOP" } else { "CONT" };
+        self.process
+            .signal(signal)
+            .unwrap_or_else(|e| panic!("freeze the kiosk: {e}"));
     }
 
+    /// SIGTERM (the kiosk leaves the room), then waits (at most [`LONG`]) for the exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
-        terminate(&mut self.child).await;
-        self.child.wait().await.expect("kiosk exit status")
+        self.process
+            .terminate_async(LONG)
+            .await
+            .expect("kiosk exit status")
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`; the answer's status and JSON body.
+/// One HTTP/1.1 request with `Connection: close`, without the kiosk's token; the answer's
+/// status and JSON body.
 pub async fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("status endpoint reachable");
-    let body = body.unwrap_or("");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("request sent");
-    let mut answer = Vec::new();
-    tokio::time::timeout(LONG, stream.read_to_end(&mut answer))
-        .await
-        .expect("status endpoint answers")
-        .expect("answer read");
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status code");
-    let value = serde_json::from_str(body).unwrap_or_else(|_| json!({ "raw": body }));
-    (code, value)
+    http_as(addr, None, method, path, body).await
 }
 
-/// The Chromium driver (`browser.mjs`): one Chromium, any number of tabs.
-pub struct Browser {
-    pub child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
+/// One HTTP/1.1 request with `Connection: close` and, when given, the kiosk's token as
+/// `Authorization: Bearer`; the answer's status and JSON body.
+pub async fn http_as(
+    addr: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let body = body.unwrap_or("");
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer.as_str()));
+    }
+    let reply = portal_testkit::http(addr, method, path, &headers, Some(body.as_bytes())).await;
+    let text = reply.text();
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
+    (reply.status, value)
 }
+
+/// The Chromium driver (`browser.mjs`): one Chromium, any number of tabs. Derefs to its
+/// [`NodeDriver`] for `call` and `try_call`.
+pub struct Browser(NodeDriver);
 
 impl Browser {
     pub fn start(server: &Server, room: &str, query: &str) -> Browser {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser.mjs");
-        let mut child = Command::new("node")
-            .arg(script)
-            .arg(&server.base)
-            .arg(room)
-            .arg(query)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        Browser {
-            child,
-            stdin,
-            lines,
-        }
+        let base = server.base();
+        let driver = NodeDriver::start(script, [base.as_str(), room, query], &[])
+            .reply_timeout(LONG + Duration::from_secs(30));
+        Browser(driver)
     }
 
-    /// Sends one command; panics unless the driver answers `ok`.
-    pub async fn call(&mut self, cmd: Value) -> Value {
-        let value = self.try_call(&cmd).await;
-        assert_eq!(
-            value["ok"],
-            json!(true),
-            "driver command {cmd} failed: {value}"
-        );
-        value
+    pub async fn quit(self) {
+        self.0.quit().await;
     }
+}
 
-    pub async fn try_call(&mut self, cmd: &Value) -> Value {
-        let line = format!("{cmd}\n");
-        self.stdin
-            .write_all(line.as_bytes())
-            .await
-            .expect("write to driver");
-        self.stdin.flush().await.expect("flush driver");
-        let answer = tokio::time::timeout(LONG + Duration::from_secs(30), self.lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("driver did not answer {cmd}"))
-            .expect("read driver")
-            .unwrap_or_else(|| panic!("driver exited during {cmd}"));
-        serde_json::from_str(&answer).expect("driver answers JSON")
+impl Deref for Browser {
+    type Target = NodeDriver;
+
+    fn deref(&self) -> &NodeDriver {
+        &self.0
     }
+}
 
-    pub async fn quit(mut self) {
-        let _ = self.try_call(&json!({"cmd": "quit"})).await;
-        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+impl DerefMut for Browser {
+    fn deref_mut(&mut self) -> &mut NodeDriver {
+        &mut self.0
     }
 }
 

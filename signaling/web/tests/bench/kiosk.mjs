@@ -24,14 +24,12 @@
 // camera; `sim:bars` moves every pixel, the encoder's worst case). The last stdout line is
 // one JSON object.
 
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { joinRoom, launchBrowser, startServer } from "../e2e/harness.mjs";
+import { joinRoom, launchBrowser, startAnnounced, startServer, terminate } from "../kit.mjs";
 
 const quick = process.argv.includes("--quick");
 const CAMERA = process.argv.find((a) => a.startsWith("--camera="))?.slice("--camera=".length);
@@ -157,27 +155,28 @@ async function startKiosk(server, room, dir) {
   mkdirSync(dir, { recursive: true });
   const config = join(dir, "kiosk.toml");
   writeFileSync(config, `[video]\nwidth = ${KIOSK_VIDEO.width}\nheight = ${KIOSK_VIDEO.height}\nfps = 30\nkbps = 1500\nmax_kbps = 2500\n`);
-  const child = spawn(
+  // The kiosk writes its endpoint's token into its runtime directory.
+  const runtime = join(dir, "runtime");
+  mkdirSync(runtime, { recursive: true, mode: 0o700 });
+  const { child, line } = await startAnnounced(
     KIOSK_BIN,
     ["--headless", "--server", server.base.replace("http", "ws"), "--room", room, "--name", "Bench kiosk", "--status-addr", "127.0.0.1:0", "--files-dir", join(dir, "files"), "--file-policy", "ask", "--max-file-mib", "4096", "--config", config, ...(CAMERA ? ["--camera", CAMERA] : [])],
-    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, PORTAL_LOG: process.env.PORTAL_LOG ?? "warn" } },
+    { env: { ...process.env, PORTAL_LOG: process.env.PORTAL_LOG ?? "warn", XDG_RUNTIME_DIR: runtime }, name: "portal-kiosk" },
   );
-  const lines = createInterface({ input: child.stdout });
-  const [line] = await Promise.race([once(lines, "line"), sleep(60_000).then(() => { throw new Error("the kiosk printed no status address"); })]);
-  const status = line.trim().replace("status on ", "");
+  const status = line.replace("status on ", "");
+  const token = readFileSync(join(runtime, "portal-kiosk/status-token"), "utf8").trim();
+  const headers = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
   return {
     child,
     async get() {
-      return (await fetch(`${status}/status`)).json();
+      return (await fetch(`${status}/status`, { headers })).json();
     },
     async post(path) {
-      const r = await fetch(`${status}${path}`, { method: "POST", body: "{}" });
+      const r = await fetch(`${status}${path}`, { method: "POST", body: "{}", headers });
       return { code: r.status, body: await r.json().catch(() => null) };
     },
     async stop() {
-      child.kill("SIGTERM");
-      await Promise.race([once(child, "exit"), sleep(10_000)]);
-      child.kill("SIGKILL");
+      await terminate(child, 10_000);
     },
   };
 }
