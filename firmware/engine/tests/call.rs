@@ -77,6 +77,7 @@ fn refusals_that_waiting_cannot_fix_are_final_with_their_code() {
         (ErrorCode::WrongPassword, true),
         (ErrorCode::InvalidRoomName, true),
         (ErrorCode::RoomFull, true),
+        (ErrorCode::PasswordMismatch, true),
         (ErrorCode::InvalidName, false),
         (ErrorCode::UnsupportedProtocol, false),
         (ErrorCode::UnsupportedProtocol, true),
@@ -244,4 +245,31 @@ fn leaving_says_so_closes_and_never_reconnects() {
     e.handle(t0, Input::SignalingClosed);
     assert_eq!(e.poll_timeout(), None);
     assert!(drain_all(&mut e).is_empty());
+}
+
+#[test]
+fn a_kiosk_with_a_password_leaves_a_room_someone_made_open() {
+    let t0 = Instant::now();
+    let mut config = EngineConfig::new("r", "k");
+    config.password = Some("our secret".into());
+    let mut e = saying_hello(config, t0, true);
+    e.handle(
+        t0,
+        Input::Server(ServerMessage::Joined {
+            room: "r".into(),
+            peer_id: portal_proto::PeerId(10),
+            peers: vec![info(3, Role::Browser)],
+            watch: None,
+            doc_token: String::new(),
+            protected: false,
+        }),
+    );
+    let outs = drain_all(&mut e);
+    assert!(
+        started(&outs).is_empty(),
+        "no camera for a squatter: {outs:?}"
+    );
+    assert_eq!(outs.first(), Some(&Output::Send(ClientMessage::Leave)));
+    assert_eq!(join_failures(&outs), [(ErrorCode::PasswordMismatch, false)]);
+    assert_stays_refused(&mut e, t0, ErrorCode::PasswordMismatch);
 }

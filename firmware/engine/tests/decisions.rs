@@ -174,9 +174,27 @@ fn every_chat_line_ours_included_arrives_as_an_event() {
     assert!(
         outs.iter().any(|o| matches!(
             o,
-            Output::Event(Event::Chat(entry)) if entry.peer == Some(PeerId(3))
+            Output::Event(Event::Chat(entry))
+                if entry.peer == Some(PeerId(3)) && entry.from == "peer 3"
         )),
-        "{outs:?}"
+        "shown under the name the server admitted, not the one claimed: {outs:?}"
     );
+    assert_eq!(e.chat().len(), 2);
+    // Too long: dropped, not shown.
+    let long = ChatChannelMessage::Chat {
+        id: "3-2".into(),
+        from: "x".repeat(10_000),
+        time: 3.0,
+        text: "y".repeat(100_000),
+    }
+    .to_json();
+    e.handle(
+        now,
+        Input::ChatText {
+            peer: PeerId(3),
+            text: long,
+        },
+    );
+    assert!(drain(&mut e).is_empty());
     assert_eq!(e.chat().len(), 2);
 }

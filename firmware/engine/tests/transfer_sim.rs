@@ -254,6 +254,7 @@ fn engine(me: PeerId, other: PeerId, policy: ReceivePolicy, max_size: u64) -> En
     e.handle(
         now,
         Input::Server(ServerMessage::Joined {
+            protected: false,
             room: "sim".into(),
             peer_id: me,
             peers: vec![PeerInfo {

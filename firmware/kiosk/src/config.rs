@@ -93,6 +93,10 @@ pub(crate) struct Cli {
     /// A folder whose files `POST /files/send` may offer (besides received files).
     #[arg(long)]
     pub shared_dir: Option<PathBuf>,
+    /// Allow `ws://` to a server that is not on this machine (room passwords then cross
+    /// the network in clear).
+    #[arg(long)]
+    pub insecure: bool,
     /// Camera by board device id (`/dev/video0`, `sim:bars`).
     #[arg(long)]
     pub camera: Option<String>,
@@ -172,6 +176,8 @@ pub(crate) struct ConfigFile {
     pub status_token_file: Option<PathBuf>,
     pub shared_dir: Option<PathBuf>,
     #[serde(default)]
+    pub insecure: bool,
+    #[serde(default)]
     pub video: VideoFile,
     #[serde(default)]
     pub net: NetFile,
@@ -202,6 +208,8 @@ pub(crate) struct Config {
     pub status_token_file: PathBuf,
     /// Files here may be offered to peers, as may received ones; nothing else.
     pub shared_dir: Option<PathBuf>,
+    /// `ws://` to another machine is allowed.
+    pub insecure: bool,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -232,11 +240,12 @@ impl Config {
 
     pub(crate) fn merge(cli: Cli, file: ConfigFile) -> anyhow::Result<Config> {
         let room = cli.room.or(file.room);
+        let insecure = cli.insecure || file.insecure;
         let server = cli
             .server
             .or(file.server)
             .as_deref()
-            .map(ws_url)
+            .map(|s| server_url(s, insecure))
             .transpose()?;
         if cli.headless {
             if room.is_none() {
@@ -303,6 +312,7 @@ impl Config {
                 .or(file.status_token_file)
                 .unwrap_or_else(|| crate::access::runtime_dir().join("status-token")),
             shared_dir: cli.shared_dir.or(file.shared_dir),
+            insecure,
             width: file.video.width.unwrap_or(640),
             height: file.video.height.unwrap_or(480),
             fps: file.video.fps.unwrap_or(30),
@@ -381,6 +391,31 @@ pub(crate) fn ws_url(server: &str) -> anyhow::Result<String> {
     }
 }
 
+/// [`ws_url`], and `ws://` only to this machine unless `insecure`: a room password sent
+/// over plain WebSocket is readable by anyone on the path.
+pub(crate) fn server_url(server: &str, insecure: bool) -> anyhow::Result<String> {
+    let url = ws_url(server)?;
+    if let Some(rest) = url.strip_prefix("ws://") {
+        let host = rest.split('/').next().unwrap_or_default();
+        let name = if let Some(v6) = host.strip_prefix('[') {
+            v6.split(']').next().unwrap_or_default()
+        } else {
+            host.rsplit_once(':').map_or(host, |(name, _)| name)
+        };
+        let loopback = name.eq_ignore_ascii_case("localhost")
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback && !insecure {
+            bail!(
+                "{server:?} is plain ws:// to another machine: room passwords would cross the \
+                 network in clear; use wss:// (or --insecure, `insecure = true`)"
+            );
+        }
+    }
+    Ok(url)
+}
+
 /// Writes `server` into the config file at `path`, keeping its other settings (their
 /// comments are not kept). The file is replaced in one rename, so a power cut leaves the
 /// old file or the new one.
@@ -418,8 +453,11 @@ mod tests {
             "room = \"from-file\"\nname = \"File name\"\nfile_policy = \"deny\"\n[video]\nwidth = 320\n",
         )
         .expect("valid toml");
-        let config = Config::merge(cli(&["--room", "cli-room", "--server", "ws://h:1"]), file)
-            .expect("config");
+        let config = Config::merge(
+            cli(&["--room", "cli-room", "--server", "ws://h:1", "--insecure"]),
+            file,
+        )
+        .expect("config");
         assert_eq!(config.room.as_deref(), Some("cli-room"));
         assert_eq!(config.name, "File name");
         assert_eq!(config.file_policy, ReceivePolicy::Deny);
@@ -498,6 +536,12 @@ mod tests {
     #[test]
     fn server_addresses_are_checked_and_saved_beside_the_other_settings() {
         assert_eq!(ws_url(" ws://h:8080 ").unwrap(), "ws://h:8080/ws");
+        assert!(server_url("ws://rooms.example:8080", false).is_err());
+        assert!(server_url("ws://rooms.example:8080", true).is_ok());
+        for local in ["ws://127.0.0.1:8080", "ws://localhost", "ws://[::1]:8080"] {
+            assert!(server_url(local, false).is_ok(), "{local}");
+        }
+        assert!(server_url("wss://rooms.example", false).is_ok());
         assert_eq!(ws_url("wss://h/rooms/ws").unwrap(), "wss://h/rooms/ws");
         for bad in ["", "wss://", "h:8080", "http://h", "ws:// h"] {
             assert!(ws_url(bad).is_err(), "{bad:?}");

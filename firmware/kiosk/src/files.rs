@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use portal_proto::PeerId;
 
+/// How the engine's temporary files begin (`FileConfig`'s temp prefix).
+const PARTIAL_PREFIX: &str = ".portal-partial-";
+
 /// Open temp files and outgoing files, by `(peer, transfer id)`.
 #[derive(Debug)]
 pub(crate) struct FileStore {
@@ -35,9 +38,22 @@ fn plain(name: &str) -> bool {
 }
 
 impl FileStore {
+    /// Opens the download directory, and removes the partial files a transfer cut short
+    /// by a crash or a power cut left behind (a running call's own are never there yet:
+    /// one store serves one call at a time).
     pub(crate) fn new(dir: PathBuf) -> anyhow::Result<FileStore> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the files directory {}", dir.display()))?;
+        for entry in std::fs::read_dir(&dir)?.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let is_partial = name.to_str().is_some_and(|n| n.starts_with(PARTIAL_PREFIX));
+            if is_partial && entry.file_type().is_ok_and(|t| t.is_file()) {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => tracing::info!(file = ?name, "removed a partial file left behind"),
+                    Err(e) => tracing::warn!(file = ?name, error = %e, "a partial file stays"),
+                }
+            }
+        }
         Ok(FileStore {
             dir,
             incoming: HashMap::new(),
@@ -168,6 +184,17 @@ mod tests {
             std::env::temp_dir().join(format!("portal-kiosk-files-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         FileStore::new(dir).expect("store")
+    }
+
+    #[test]
+    fn partial_files_left_behind_are_removed_at_start() {
+        let s = store("partial");
+        let dir = s.dir().to_owned();
+        std::fs::write(dir.join(".portal-partial-3-1-7"), b"half").expect("write");
+        std::fs::write(dir.join("kept.txt"), b"done").expect("write");
+        let s = FileStore::new(dir.clone()).expect("reopened");
+        assert_eq!(s.existing(), ["kept.txt"]);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl Controller {
 
     /// The first-run screen's answer: checked, saved, used.
     fn set_server(&mut self, address: &str) {
-        let url = match crate::config::ws_url(address) {
+        let url = match crate::config::server_url(address, self.config.insecure) {
             Ok(url) => url,
             Err(e) => {
                 self.ui.apply(Update::ServerSetup(Some(ServerSetup {
@@ -385,6 +385,9 @@ fn failure_text(code: ErrorCode, message: &str, had_password: bool) -> String {
         ErrorCode::WrongPassword if had_password => "Wrong password for this room".to_owned(),
         ErrorCode::WrongPassword => "This room needs a password".to_owned(),
         ErrorCode::RoomFull => "The room is full".to_owned(),
+        ErrorCode::PasswordMismatch => {
+            "This room is open to anyone, but this kiosk has a password for it".to_owned()
+        }
         ErrorCode::InvalidRoomName => "This room name is not valid".to_owned(),
         ErrorCode::InvalidName => "The rooms server does not accept this kiosk's name".to_owned(),
         ErrorCode::UnsupportedProtocol => {

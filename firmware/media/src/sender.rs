@@ -102,6 +102,9 @@ pub struct CodecStats {
     pub keyframes: u64,
     /// Keyframes asked for (PLI, FIR, new subscriber).
     pub keyframe_requests: u64,
+    /// Of those, how many came within [`KEYFRAME_GAP`] of a forced one and were served by
+    /// it.
+    pub keyframes_coalesced: u64,
     /// Samples subscribers missed (full, or waiting for a keyframe).
     pub dropped: u64,
 }
@@ -112,7 +115,12 @@ struct Counters {
     samples: AtomicU64,
     keyframes: AtomicU64,
     keyframe_requests: AtomicU64,
+    keyframes_coalesced: AtomicU64,
 }
+
+/// The shortest time between two forced keyframes of one encoder: a peer that sends PLIs
+/// in a loop cannot make every frame a keyframe for everyone.
+pub const KEYFRAME_GAP: std::time::Duration = std::time::Duration::from_millis(250);
 
 struct Encoder {
     /// Kept for its drop, which stops the pipeline.
@@ -137,6 +145,8 @@ struct State {
     encoders: BTreeMap<Codec, Encoder>,
     next_id: u64,
     video_kbps: u32,
+    /// When each encoder was last made to send a keyframe.
+    last_forced: BTreeMap<Codec, std::time::Instant>,
 }
 
 struct Shared {
@@ -276,11 +286,30 @@ impl Sender {
     /// Asks `codec`'s encoder for a keyframe on its next frame (a PLI or FIR arrived).
     /// Returns whether an encoder of that codec is running.
     pub fn force_keyframe(&self, codec: Codec) -> bool {
-        let sink = self.lock().encoders.get(&codec).map(|e| e.sink.clone());
-        let Some(sink) = sink else { return false };
-        self.shared.counters[&codec]
-            .keyframe_requests
-            .fetch_add(1, Ordering::Relaxed);
+        let sink = {
+            let mut state = self.lock();
+            let Some(sink) = state.encoders.get(&codec).map(|e| e.sink.clone()) else {
+                return false;
+            };
+            self.shared.counters[&codec]
+                .keyframe_requests
+                .fetch_add(1, Ordering::Relaxed);
+            // Every peer shares this encoder, and any of them may ask: requests closer
+            // together than KEYFRAME_GAP are served by the keyframe already asked for.
+            let now = std::time::Instant::now();
+            if state
+                .last_forced
+                .get(&codec)
+                .is_some_and(|t| now.duration_since(*t) < KEYFRAME_GAP)
+            {
+                self.shared.counters[&codec]
+                    .keyframes_coalesced
+                    .fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            state.last_forced.insert(codec, now);
+            sink
+        };
         let event = gst_video::UpstreamForceKeyUnitEvent::builder()
             .all_headers(true)
             .build();
@@ -341,6 +370,7 @@ impl Sender {
             samples: c.samples.load(Ordering::Relaxed),
             keyframes: c.keyframes.load(Ordering::Relaxed),
             keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
+            keyframes_coalesced: c.keyframes_coalesced.load(Ordering::Relaxed),
             dropped: fan.dropped(),
         }
     }

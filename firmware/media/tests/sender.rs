@@ -200,3 +200,29 @@ fn bitrate_stays_within_bounds() {
     take(&sub, 10);
     wait_for("frames captured", || sender.frames_captured() > 10);
 }
+
+#[test]
+fn a_flood_of_keyframe_requests_forces_one_keyframe() {
+    let sender = Sender::new(sim_sender(320, 240)).unwrap();
+    let sub = sender.subscribe(Codec::H264, 512).unwrap();
+    take(&sub, 5);
+    while take(&sub, 1)[0].keyframe {}
+    let before = sender.stats(Codec::H264);
+    // A peer (or many) asking for a keyframe on every packet.
+    for _ in 0..200 {
+        assert!(sender.force_keyframe(Codec::H264));
+    }
+    let after = sender.stats(Codec::H264);
+    assert_eq!(after.keyframe_requests, before.keyframe_requests + 200);
+    assert_eq!(
+        after.keyframes_coalesced,
+        before.keyframes_coalesced + 199,
+        "one forced keyframe serves the burst"
+    );
+    let next = take(&sub, 5);
+    assert_eq!(
+        next.iter().filter(|s| s.keyframe).count(),
+        1,
+        "one keyframe, not a run of them"
+    );
+}

@@ -7,7 +7,9 @@
 //!
 //! What is final: a server that speaks another protocol (`unsupportedProtocol`), a name
 //! or room name it refuses (`invalidName`, `invalidRoomName`), a wrong password
-//! (`wrongPassword`), and a full room (`roomFull`) when a person is choosing (they are
+//! (`wrongPassword`), a room whose protection is not what we were given
+//! (`passwordMismatch`: an open room when we have a password, refused by the server or,
+//! with an older server, by us when `joined` says the room is open), and a full room (`roomFull`) when a person is choosing (they are
 //! told and choose again). Then the engine closes the connection, stops every peer and
 //! reports [`Event::JoinFailed`] with `retrying: false`; nothing is retried. A full
 //! room is retried with backoff when [`EngineConfig::wait_for_seat`] is set (a headless
@@ -220,8 +222,19 @@ impl Engine {
                 peer_id,
                 peers,
                 doc_token,
+                protected,
                 ..
             } => {
+                if self.config.password.is_some() && !protected {
+                    // Someone made the room open before us: our camera would be in a room
+                    // anyone can enter. (A current server refuses the join itself.)
+                    self.out.push_back(Output::Send(ClientMessage::Leave));
+                    self.refuse(
+                        ErrorCode::PasswordMismatch,
+                        "the room is open, but this kiosk has a password for it".to_owned(),
+                    );
+                    return;
+                }
                 self.doc_token = Some(doc_token);
                 if self.room.as_ref().is_some_and(|r| r.me() != peer_id) {
                     let gone = self.room.as_mut().map(Room::clear).unwrap_or_default();
@@ -297,7 +310,10 @@ impl Engine {
             (_, ErrorCode::UnsupportedProtocol)
             | (
                 Signaling::Hello | Signaling::Joining,
-                ErrorCode::InvalidName | ErrorCode::InvalidRoomName | ErrorCode::WrongPassword,
+                ErrorCode::InvalidName
+                | ErrorCode::InvalidRoomName
+                | ErrorCode::WrongPassword
+                | ErrorCode::PasswordMismatch,
             ) => self.refuse(code, message),
             (Signaling::Joining, ErrorCode::RoomFull) => {
                 if self.config.wait_for_seat || self.was_joined {

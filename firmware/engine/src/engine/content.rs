@@ -12,6 +12,9 @@ use crate::chat::{ChatEntry, validate_text};
 use crate::file_key::{FileKey, FileRef};
 use crate::transfer::{FileAction, TransferState};
 
+/// The longest chat line id kept (browsers send `PEER-N`).
+const MAX_CHAT_ID: usize = 64;
+
 impl Engine {
     /// Sends a chat line to every peer whose chat channel is open, and logs it.
     /// `wall_ms` is the wall clock (ms since the Unix epoch) shown to the others.
@@ -143,8 +146,28 @@ impl Engine {
             return;
         };
         match &msg {
-            ChatChannelMessage::Chat { .. } => {
-                if let Some(entry) = self.chat.push_remote(peer, &msg) {
+            ChatChannelMessage::Chat { id, time, text, .. } => {
+                // The line is shown under the name the server admitted this peer with,
+                // not the `from` it claims (which could be anyone's, of any length).
+                let Some(name) = self
+                    .room
+                    .as_ref()
+                    .and_then(|r| r.get(peer))
+                    .map(|p| p.name.clone())
+                else {
+                    return;
+                };
+                if validate_text(text).is_err() || id.chars().count() > MAX_CHAT_ID {
+                    tracing::debug!(%peer, "ignoring a chat line that is empty or too long");
+                    return;
+                }
+                let line = ChatChannelMessage::Chat {
+                    id: id.clone(),
+                    from: name,
+                    time: *time,
+                    text: text.clone(),
+                };
+                if let Some(entry) = self.chat.push_remote(peer, &line) {
                     self.out
                         .push_back(Output::Event(Event::Chat(entry.clone())));
                 }

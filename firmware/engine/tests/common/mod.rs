@@ -25,6 +25,7 @@ pub(crate) fn welcome(id: u64, resumed: bool) -> Input {
 
 pub(crate) fn joined(me: u64, peers: Vec<PeerInfo>) -> Input {
     Input::Server(ServerMessage::Joined {
+        protected: false,
         room: "r".into(),
         peer_id: PeerId(me),
         peers,
