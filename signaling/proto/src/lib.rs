@@ -127,6 +127,11 @@ pub enum ServerMessage {
         watch: Option<WatchSnapshot>,
         /// Grants access to the room's shared document at `/yjs/{room}?token=...`.
         doc_token: String,
+        /// Whether the room is password-protected. Protection is decided when the room
+        /// is created and never changes, so a client that was given a password can refuse
+        /// a room that turns out open. Absent (from an older server) reads as false.
+        #[serde(default)]
+        protected: bool,
     },
     /// Answer to `leave`.
     Left {
@@ -185,9 +190,16 @@ pub enum ErrorCode {
     InvalidRoomName,
     InvalidName,
     RoomFull,
+    /// A protected room was joined without its password, or with a wrong one.
     WrongPassword,
+    /// A password was given for a room that exists and is open: protection is decided
+    /// when a room is created, so a later joiner cannot protect it (nor join it believing
+    /// it is protected).
+    PasswordMismatch,
     UnknownPeer,
     TooLarge,
+    /// Too many messages on this connection, or too many room creations or failed
+    /// password checks from this address (or against this room): retry later.
     RateLimited,
     IdleTimeout,
     ServerFull,
@@ -198,7 +210,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for metrics and docs).
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::BadRequest,
         ErrorCode::UnsupportedProtocol,
         ErrorCode::HelloRequired,
@@ -209,6 +221,7 @@ impl ErrorCode {
         ErrorCode::InvalidName,
         ErrorCode::RoomFull,
         ErrorCode::WrongPassword,
+        ErrorCode::PasswordMismatch,
         ErrorCode::UnknownPeer,
         ErrorCode::TooLarge,
         ErrorCode::RateLimited,
@@ -232,6 +245,7 @@ impl ErrorCode {
             ErrorCode::InvalidName => "invalidName",
             ErrorCode::RoomFull => "roomFull",
             ErrorCode::WrongPassword => "wrongPassword",
+            ErrorCode::PasswordMismatch => "passwordMismatch",
             ErrorCode::UnknownPeer => "unknownPeer",
             ErrorCode::TooLarge => "tooLarge",
             ErrorCode::RateLimited => "rateLimited",

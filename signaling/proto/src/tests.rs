@@ -124,7 +124,7 @@ fn server_messages_on_the_wire() {
         },
     );
     round_trip_server(
-        r#"{"type":"joined","room":"r","peerId":2,"peers":[{"id":1,"name":"a","role":"browser"}],"watch":{"state":{"source":{"kind":"url","url":"https://x/v.mp4"},"playing":false,"position":3.0,"rate":1.0},"serverTime":10.0},"docToken":"t"}"#,
+        r#"{"type":"joined","room":"r","peerId":2,"peers":[{"id":1,"name":"a","role":"browser"}],"watch":{"state":{"source":{"kind":"url","url":"https://x/v.mp4"},"playing":false,"position":3.0,"rate":1.0},"serverTime":10.0},"docToken":"t","protected":true}"#,
         &ServerMessage::Joined {
             room: "r".into(),
             peer_id: PeerId(2),
@@ -145,7 +145,23 @@ fn server_messages_on_the_wire() {
                 server_time: 10.0,
             }),
             doc_token: "t".into(),
+            protected: true,
         },
+    );
+    round_trip_server(
+        r#"{"type":"joined","room":"r","peerId":2,"peers":[],"docToken":"t","protected":false}"#,
+        &ServerMessage::Joined {
+            room: "r".into(),
+            peer_id: PeerId(2),
+            peers: vec![],
+            watch: None,
+            doc_token: "t".into(),
+            protected: false,
+        },
+    );
+    round_trip_server(
+        r#"{"type":"error","code":"passwordMismatch","message":"open room"}"#,
+        &ServerMessage::error(ErrorCode::PasswordMismatch, "open room"),
     );
     round_trip_server(
         r#"{"type":"peerLeft","peerId":3}"#,
@@ -178,6 +194,18 @@ fn server_messages_on_the_wire() {
             ],
         },
     );
+}
+
+#[test]
+fn joined_from_an_older_server_reads_as_unprotected() {
+    let old = r#"{"type":"joined","room":"r","peerId":2,"peers":[],"docToken":"t"}"#;
+    assert!(matches!(
+        ServerMessage::parse(old).unwrap(),
+        ServerMessage::Joined {
+            protected: false,
+            ..
+        }
+    ));
 }
 
 #[test]

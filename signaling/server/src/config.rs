@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::docs::DocsConfig;
+use crate::guard::{GuardConfig, ROOM_CREATE_BURST, ROOM_CREATE_PER_MINUTE};
 use crate::hub::HubConfig;
 use crate::ice::{IceConfig, TurnConfig};
 
@@ -62,15 +63,26 @@ pub struct Config {
     /// Seconds without any frame from a client before it is dropped (pings every third).
     #[arg(long, env = "PORTAL_IDLE_TIMEOUT", default_value_t = 60)]
     pub idle_timeout: u64,
+    /// Rooms one client address may create a minute (token bucket rate; 0 turns the
+    /// limit off). IPv6 addresses count by their /64.
+    #[arg(long, env = "PORTAL_ROOM_CREATE_RATE", default_value_t = ROOM_CREATE_PER_MINUTE)]
+    pub room_create_rate: f64,
+    /// Rooms one client address may create at once.
+    #[arg(long, env = "PORTAL_ROOM_CREATE_BURST", default_value_t = ROOM_CREATE_BURST)]
+    pub room_create_burst: f64,
     /// Seconds a new connection has to send `hello`.
     #[arg(long, env = "PORTAL_HELLO_TIMEOUT", default_value_t = 10)]
     pub hello_timeout: u64,
     /// Seconds a peer whose connection dropped stays in its room, waiting to resume.
     #[arg(long, env = "PORTAL_RESUME_GRACE", default_value_t = 20)]
     pub resume_grace: u64,
-    /// Days an unused room (and its password) is remembered.
+    /// Days an unused password-protected room (and its password) is remembered.
     #[arg(long, env = "PORTAL_ROOM_TTL_DAYS", default_value_t = 30)]
     pub room_ttl_days: u32,
+    /// Seconds an open room (its watch state and document with it) is kept after the last
+    /// person left; 0: it goes at once.
+    #[arg(long, env = "PORTAL_OPEN_ROOM_LINGER", default_value_t = 3600)]
+    pub open_room_linger: u64,
     /// Largest document update a client may send, in bytes.
     #[arg(long, env = "PORTAL_DOC_MAX_UPDATE", default_value_t = 1024 * 1024)]
     pub doc_max_update: usize,
@@ -97,6 +109,7 @@ impl Config {
             max_peers_per_room: self.max_peers.max(1),
             max_rooms: self.max_rooms.max(1),
             room_ttl_ms: f64::from(self.room_ttl_days) * 24.0 * 3600.0 * 1000.0,
+            open_linger_ms: self.open_room_linger as f64 * 1000.0,
             resume_grace_ms: self.resume_grace as f64 * 1000.0,
             ice: IceConfig {
                 stun_urls: self.stun_urls.clone(),
@@ -115,6 +128,14 @@ impl Config {
             max_doc: self.doc_max_size.max(1024),
             max_loaded: self.doc_max_loaded.max(1),
             compact_every: self.doc_compact_every.max(1),
+        }
+    }
+
+    pub fn guard_config(&self) -> GuardConfig {
+        GuardConfig {
+            create_per_minute: self.room_create_rate.max(0.0),
+            create_burst: self.room_create_burst.max(1.0),
+            ..GuardConfig::default()
         }
     }
 

@@ -3,8 +3,23 @@
 //! returns; the tests drive it with plain function calls.
 //!
 //! Passwords are checked outside (argon2 is slow and must not hold the hub): the server
-//! asks [`Hub::room_access`], verifies or hashes on a blocking thread, and hands the
-//! outcome to [`Hub::join`] as a [`Credential`]. The hub compares hashes as opaque strings.
+//! asks [`Hub::room_access`], verifies or hashes through its limiter
+//! ([`crate::guard`]), and hands the outcome to [`Hub::join`] as a [`Credential`]. The
+//! hub compares hashes as opaque strings.
+//!
+//! A room's protection is decided when it is created and never changes: a `join` that
+//! brings a password to an open room is refused with `passwordMismatch` (it neither
+//! protects the room nor enters it believing it protected), and `joined` says
+//! `protected`.
+//!
+//! How long rooms are kept: an open room goes `open_linger_ms` (an hour) after nobody is
+//! in it any more (a peer inside its resume grace still counts as in it), watch state and
+//! document with it, so people who step out find their room, and joining and leaving
+//! cannot fill `max_rooms`; rooms loaded from the store at start get the same time for
+//! their peers to come back. A protected room keeps its password for `room_ttl_ms` after
+//! it was last used, so that nobody can take its name over while its owners are away;
+//! those rooms count against `max_rooms`, and how fast an address can create them is
+//! limited outside (see [`crate::guard`]).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -27,8 +42,15 @@ pub struct HubConfig {
     pub max_peers_per_room: usize,
     /// Rooms the server keeps at most (active or remembered).
     pub max_rooms: usize,
-    /// Rooms unused for this long are forgotten, password and all.
+    /// Protected rooms unused for this long are forgotten, password and all (open rooms
+    /// go [`HubConfig::open_linger_ms`] after they empty).
     pub room_ttl_ms: Millis,
+    /// How long an open room that emptied is kept, watch state and document with it, so
+    /// the people who step out and back find their room as they left it (0: it goes at
+    /// once; rooms loaded at start wait at least this long for their peers). Bounded, so
+    /// joining and leaving cannot fill `max_rooms`: an address creates at most
+    /// `room_create_rate` rooms a minute, each gone this long after it empties.
+    pub open_linger_ms: Millis,
     /// How long a peer whose connection dropped (without a close) stays in its room,
     /// so it can come back with `hello.resume` and nobody's calls are torn down.
     pub resume_grace_ms: Millis,
@@ -41,6 +63,7 @@ impl Default for HubConfig {
             max_peers_per_room: 8,
             max_rooms: 100_000,
             room_ttl_ms: 30.0 * 24.0 * 3600.0 * 1000.0,
+            open_linger_ms: 3600.0 * 1000.0,
             resume_grace_ms: 20_000.0,
             ice: IceConfig::default(),
         }
@@ -112,6 +135,8 @@ pub enum Credential {
     Rejected,
     /// The room is new and this is the hash of the password that will protect it.
     NewHash(String),
+    /// A password was given but not checked: the room was open.
+    Unchecked,
 }
 
 #[derive(Debug)]
@@ -131,6 +156,9 @@ struct Room {
     password_hash: Option<String>,
     last_active: Millis,
     watch: Option<WatchSnapshot>,
+    /// For an open room loaded at start that nobody is in yet: since when the hub has
+    /// seen it empty. It goes after the resume grace.
+    vacant_since: Option<Millis>,
 }
 
 /// The fields of a `hello`, borrowed.
@@ -149,10 +177,18 @@ pub struct Hub {
     tokens: DocTokens,
     peers: HashMap<PeerId, Peer>,
     rooms: HashMap<String, Room>,
+    /// Open rooms nobody is in (loaded at start, or emptied since), gone after
+    /// [`HubConfig::open_linger_ms`] unless someone comes back (see [`Hub::expire_away`]).
+    loaded_open: Vec<String>,
 }
 
 impl Hub {
     pub fn new(config: HubConfig, tokens: DocTokens, stored: Vec<StoredRoom>) -> Self {
+        let loaded_open = stored
+            .iter()
+            .filter(|r| r.password_hash.is_none())
+            .map(|r| r.name.clone())
+            .collect();
         let rooms = stored
             .into_iter()
             .map(|r| {
@@ -163,6 +199,7 @@ impl Hub {
                         password_hash: r.password_hash,
                         last_active: r.last_active,
                         watch: r.watch,
+                        vacant_since: None,
                     },
                 )
             })
@@ -172,6 +209,7 @@ impl Hub {
             tokens,
             peers: HashMap::new(),
             rooms,
+            loaded_open,
         }
     }
 
@@ -241,9 +279,12 @@ impl Hub {
         out
     }
 
-    /// Peers away for longer than the grace period leave their rooms for good.
+    /// Peers away for longer than the grace period leave their rooms for good; open rooms
+    /// loaded at start that nobody came back to within the grace go. Call every second
+    /// or so.
     pub fn expire_away(&mut self, now: Millis) -> Vec<Action> {
         let grace = self.config.resume_grace_ms;
+        let linger = self.config.open_linger_ms;
         let gone: Vec<PeerId> = self
             .peers
             .iter()
@@ -255,6 +296,25 @@ impl Hub {
             self.leave_room(peer, now, &mut out);
             self.peers.remove(&peer);
         }
+        let rooms = &mut self.rooms;
+        self.loaded_open.retain(|name| {
+            // Gone, or made again (and protected) since.
+            let Some(room) = rooms.get_mut(name).filter(|r| r.password_hash.is_none()) else {
+                return false;
+            };
+            if !room.members.is_empty() {
+                // Someone came back: from now on the room goes when it empties.
+                room.vacant_since = None;
+                return false;
+            }
+            let since = *room.vacant_since.get_or_insert(now);
+            if now - since < linger {
+                return true;
+            }
+            rooms.remove(name);
+            out.push(Action::Store(StoreOp::DeleteRoom { room: name.clone() }));
+            false
+        });
         out
     }
 
@@ -397,7 +457,8 @@ impl Hub {
         out
     }
 
-    /// Forgets rooms nobody has used for the configured time. Call now and then.
+    /// Forgets protected rooms nobody has used for the configured time (open rooms go
+    /// when they empty). Call now and then.
     pub fn expire(&mut self, now: Millis) -> Vec<Action> {
         let ttl = self.config.room_ttl_ms;
         let mut out = Vec::new();
@@ -516,7 +577,9 @@ impl Hub {
                     }
                 })
                 .collect();
-            let watch = self.rooms.get(&room_name).and_then(|r| r.watch.clone());
+            let room = self.rooms.get(&room_name);
+            let watch = room.and_then(|r| r.watch.clone());
+            let protected = room.is_some_and(|r| r.password_hash.is_some());
             let doc_token = self.tokens.issue(&room_name, peer, now);
             out.push(Action::Send {
                 to: vec![peer],
@@ -526,6 +589,7 @@ impl Hub {
                     peers,
                     watch,
                     doc_token,
+                    protected,
                 },
             });
             return;
@@ -552,14 +616,27 @@ impl Hub {
                 if let Some(hash) = &room.password_hash {
                     let ok = matches!(credential, Credential::Verified(h) if h == hash);
                     if !ok {
-                        let message = if matches!(credential, Credential::None) {
-                            "this room needs a password"
-                        } else {
-                            "wrong password"
+                        let message = match credential {
+                            Credential::None => "this room needs a password",
+                            Credential::Rejected => "wrong password",
+                            // Checked against what the room was a moment ago.
+                            _ => "the room changed; retry",
                         };
                         error(out, peer, ErrorCode::WrongPassword, message);
                         return;
                     }
+                } else if !matches!(credential, Credential::None) {
+                    // Protection is decided at creation: a password cannot protect an
+                    // open room afterwards, nor may the joiner believe it protected.
+                    error(
+                        out,
+                        peer,
+                        ErrorCode::PasswordMismatch,
+                        format!(
+                            "room {room_name} exists and is not password-protected; join it without a password or choose another name"
+                        ),
+                    );
+                    return;
                 }
                 if room.members.len() >= max_peers {
                     error(
@@ -573,7 +650,10 @@ impl Hub {
                 room
             }
             Entry::Vacant(entry) => {
-                if matches!(credential, Credential::Rejected | Credential::Verified(_)) {
+                if matches!(
+                    credential,
+                    Credential::Rejected | Credential::Verified(_) | Credential::Unchecked
+                ) {
                     // Checked against a room that has since been forgotten: ask again.
                     error(
                         out,
@@ -606,6 +686,7 @@ impl Hub {
                     password_hash,
                     last_active: now,
                     watch: None,
+                    vacant_since: None,
                 })
             }
         };
@@ -629,7 +710,9 @@ impl Hub {
         }
         room.members.push(peer);
         room.last_active = now;
+        room.vacant_since = None;
         let watch = room.watch.clone();
+        let protected = room.password_hash.is_some();
         out.push(Action::Store(StoreOp::TouchRoom {
             room: room_name.clone(),
             now,
@@ -644,11 +727,13 @@ impl Hub {
                 peers,
                 watch,
                 doc_token,
+                protected,
             },
         });
     }
 
-    /// Takes `peer` out of its room, telling the others. Returns the room it was in.
+    /// Takes `peer` out of its room, telling the others. Returns the room it was in. An
+    /// open room left empty goes (see the module docs).
     fn leave_room(&mut self, peer: PeerId, now: Millis, out: &mut Vec<Action>) -> Option<String> {
         let name = self.peers.get_mut(&peer)?.room.take()?;
         let room = self.rooms.get_mut(&name)?;
@@ -659,6 +744,15 @@ impl Hub {
                 to: room.members.clone(),
                 msg: ServerMessage::PeerLeft { peer_id: peer },
             });
+        } else if room.password_hash.is_none() && self.config.open_linger_ms <= 0.0 {
+            self.rooms.remove(&name);
+            out.push(Action::Store(StoreOp::DeleteRoom { room: name.clone() }));
+            return Some(name);
+        } else if room.password_hash.is_none() {
+            room.vacant_since = Some(now);
+            if !self.loaded_open.contains(&name) {
+                self.loaded_open.push(name.clone());
+            }
         }
         out.push(Action::Store(StoreOp::TouchRoom {
             room: name.clone(),

@@ -2,12 +2,15 @@
 //!
 //! - [`hub`]: room membership and routing, pure (no sockets, no clock).
 //! - [`store`]: SQLite on its own thread: rooms, password hashes, watch state, documents.
+//! - [`guard`]: the one limiter for password and token checks (per address, per room,
+//!   argon2 on a bounded pool) and for room creation.
 //! - [`server`]: HTTP and WebSocket front (`/ws`, `/healthz`, `/metrics`, static files),
 //!   TLS, limits and shutdown.
 //! - [`config`]: flags and `PORTAL_*` variables.
 
 pub mod config;
 pub mod docs;
+pub mod guard;
 pub mod hub;
 pub mod ice;
 pub mod limits;

@@ -1,4 +1,5 @@
-//! Per-connection limits that need no socket: a token bucket for the message rate.
+//! Limits that need no socket: a token bucket (the message rate of a connection, room
+//! creations per address).
 
 /// A token bucket: `rate` tokens a second, holding at most `burst`. Time is an input.
 #[derive(Clone, Debug)]
@@ -25,15 +26,37 @@ impl TokenBucket {
         if self.rate <= 0.0 {
             return true;
         }
-        let elapsed = (now_ms - self.last_ms).max(0.0) / 1000.0;
-        self.last_ms = now_ms.max(self.last_ms);
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refill(now_ms);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+
+    /// Milliseconds until a token is there (0 when one is there now).
+    pub fn wait_ms(&mut self, now_ms: f64) -> f64 {
+        if self.rate <= 0.0 {
+            return 0.0;
+        }
+        self.refill(now_ms);
+        (1.0 - self.tokens).max(0.0) / self.rate * 1000.0
+    }
+
+    /// Whether the bucket has refilled to its burst: it is then no different from a new
+    /// one and need not be kept.
+    pub fn is_full(&mut self, now_ms: f64) -> bool {
+        self.rate <= 0.0 || {
+            self.refill(now_ms);
+            self.tokens >= self.burst
+        }
+    }
+
+    fn refill(&mut self, now_ms: f64) {
+        let elapsed = (now_ms - self.last_ms).max(0.0) / 1000.0;
+        self.last_ms = now_ms.max(self.last_ms);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
     }
 }
 
@@ -52,6 +75,17 @@ mod tests {
         assert_eq!((0..20).filter(|_| b.take(100_000.0)).count(), 5);
         // Time going backwards gives nothing.
         assert!(!b.take(0.0));
+    }
+
+    #[test]
+    fn says_how_long_until_the_next_token_and_when_it_is_full_again() {
+        let mut b = TokenBucket::new(2.0, 2.0, 0.0);
+        assert!(b.wait_ms(0.0).abs() < 1e-9);
+        assert!(b.take(0.0) && b.take(0.0));
+        assert!((b.wait_ms(0.0) - 500.0).abs() < 1e-9);
+        assert!((b.wait_ms(250.0) - 250.0).abs() < 1e-9);
+        assert!(!b.is_full(500.0));
+        assert!(b.is_full(1000.0));
     }
 
     #[test]

@@ -10,9 +10,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
@@ -32,11 +29,12 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use crate::config::Config;
 use crate::docs::DocsHub;
-use crate::hub::{Action, Credential, Hub, RoomAccess};
+use crate::guard::{Denied, Guard, HashPool, TokenVerdict};
+use crate::hub::{Action, Credential, Hub, RoomAccess, StoreOp};
 use crate::limits::TokenBucket;
 use crate::metrics::{HubGauges, Metrics};
 use crate::store::{PEER_ID_BLOCK, Store, StoreError, StoreThread, now_ms, reserve_peer_ids};
-use crate::token::DocTokens;
+use crate::token::{DocTokens, TokenError};
 use crate::web::{WebRoot, parse_range};
 
 /// Frames queued for one connection before it counts as too slow and is dropped.
@@ -73,6 +71,8 @@ struct Shared {
     web: WebRoot,
     tokens: DocTokens,
     limits: Limits,
+    /// Every password and token check, and room creation, per address and per room.
+    guard: Arc<Guard>,
     next_peer: AtomicU64,
     shutdown: watch::Receiver<bool>,
     tasks: Tracker,
@@ -169,6 +169,7 @@ impl Server {
                 hello_timeout: config.hello_timeout(),
                 max_doc_frame: config.docs_config().max_update + 64 * 1024,
             },
+            guard: Guard::new(config.guard_config(), HashPool::threads_for_this_machine()),
             next_peer: AtomicU64::new(loaded.first_peer_id),
             shutdown,
             tasks: Tracker::default(),
@@ -300,13 +301,17 @@ async fn expire_rooms(shared: Arc<Shared>) {
     }
 }
 
-/// Ends the grace of peers whose connection dropped and who did not come back.
+/// Ends the grace of peers whose connection dropped and who did not come back, and
+/// forgets quiet addresses in the limiter now and then.
 async fn expire_away(shared: Arc<Shared>) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
-    loop {
+    for tick in 0u64.. {
         every.tick().await;
         let actions = shared.lock().hub.expire_away(now_ms());
         shared.carry_out(actions);
+        if tick % 60 == 59 {
+            shared.guard.prune();
+        }
     }
 }
 
@@ -316,7 +321,7 @@ where
 {
     let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(route(req, addr, shared)) }
+        async move { Ok::<_, Infallible>(route(req, addr, shared).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -330,14 +335,25 @@ where
 
 type Body = Full<Bytes>;
 
-fn route(req: Request<Incoming>, addr: SocketAddr, shared: Arc<Shared>) -> Response<Body> {
+async fn route(req: Request<Incoming>, addr: SocketAddr, shared: Arc<Shared>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/ws") => upgrade(req, addr, shared, Endpoint::Signaling),
-        (&Method::GET, p) if p.starts_with("/yjs/") => match doc_access(&req, &p[5..], &shared) {
-            Ok(endpoint) => upgrade(req, addr, shared, endpoint),
+        (&Method::GET, "/ws") => match may_upgrade(&req, &shared) {
+            Ok(accept) => upgrade(req, addr, shared, Endpoint::Signaling, &accept),
             Err(resp) => *resp,
         },
+        (&Method::GET, p) if p.starts_with("/yjs/") => {
+            // Everything cheap first (a WebSocket request, room for one more connection),
+            // then the password, through the limiter.
+            let accept = match may_upgrade(&req, &shared) {
+                Ok(accept) => accept,
+                Err(resp) => return *resp,
+            };
+            match doc_access(&req, &p[5..], addr, &shared).await {
+                Ok(endpoint) => upgrade(req, addr, shared, endpoint, &accept),
+                Err(resp) => *resp,
+            }
+        }
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => {
             let gauges = {
@@ -432,10 +448,13 @@ enum Endpoint {
 
 /// Checks access to `/yjs/{room}`: the room's rules apply. A protected room needs the
 /// `token` a `joined` message carried, or its `password`; `readonly=1` asks for a
-/// connection whose updates are dropped.
-fn doc_access(
+/// connection whose updates are dropped. Both checks go through the limiter: an address
+/// or room locked out gets 429 with `Retry-After` and no argon2 runs; argon2 runs on the
+/// hashing threads, never on this task's worker.
+async fn doc_access(
     req: &Request<Incoming>,
     room: &str,
+    addr: SocketAddr,
     shared: &Shared,
 ) -> Result<Endpoint, Box<Response<Body>>> {
     let query: HashMap<String, String> = req
@@ -452,39 +471,70 @@ fn doc_access(
         .get("readonly")
         .is_some_and(|v| v == "1" || v == "true");
     let access = shared.lock().hub.room_access(room);
-    match access {
-        Err(code) => Err(Box::new(text(
-            StatusCode::BAD_REQUEST,
-            format!("{code}: invalid room name\n"),
-        ))),
-        Ok(RoomAccess::New | RoomAccess::Open) => Ok(Endpoint::Document {
+    let hash = match access {
+        Err(code) => {
+            return Err(Box::new(text(
+                StatusCode::BAD_REQUEST,
+                format!("{code}: invalid room name\n"),
+            )));
+        }
+        Ok(RoomAccess::New | RoomAccess::Open) => {
+            return Ok(Endpoint::Document {
+                room: room.to_owned(),
+                read_only,
+            });
+        }
+        Ok(RoomAccess::Protected(hash)) => hash,
+    };
+    let ip = addr.ip();
+    let mut granted = false;
+    if let Some(token) = query.get("token") {
+        let verdict = match shared.tokens.verify(token, room, now_ms()) {
+            Ok(_) => TokenVerdict::Valid,
+            Err(TokenError::Expired) => TokenVerdict::Expired,
+            Err(_) => TokenVerdict::Forged,
+        };
+        granted = shared
+            .guard
+            .check_token(ip, verdict)
+            .map_err(|denied| denied_response(shared, denied))?;
+    }
+    // The password path is for clients that cannot join first.
+    if !granted && let Some(password) = query.get("password") {
+        granted = validate_password(password).is_ok()
+            && shared
+                .guard
+                .verify_password(ip, room, password.clone(), hash)
+                .await
+                .map_err(|denied| denied_response(shared, denied))?;
+    }
+    if granted {
+        Ok(Endpoint::Document {
             room: room.to_owned(),
             read_only,
-        }),
-        Ok(RoomAccess::Protected(hash)) => {
-            let by_token = query
-                .get("token")
-                .is_some_and(|t| shared.tokens.verify(t, room, now_ms()).is_ok());
-            // The password path is for clients that cannot join first; argon2 runs on
-            // this (request) task, which only delays this one upgrade.
-            let by_password = !by_token
-                && query
-                    .get("password")
-                    .is_some_and(|p| verify_password(p, &hash));
-            if by_token || by_password {
-                Ok(Endpoint::Document {
-                    room: room.to_owned(),
-                    read_only,
-                })
-            } else {
-                shared.metrics.error(ErrorCode::WrongPassword);
-                Err(Box::new(text(
-                    StatusCode::FORBIDDEN,
-                    "wrongPassword: this room's document needs a token from joining, or the password\n",
-                )))
-            }
-        }
+        })
+    } else {
+        shared.metrics.error(ErrorCode::WrongPassword);
+        Err(Box::new(text(
+            StatusCode::FORBIDDEN,
+            "wrongPassword: this room's document needs a token from joining, or the password\n",
+        )))
     }
+}
+
+/// 429 (or 500) for a check the limiter refused.
+fn denied_response(shared: &Shared, denied: Denied) -> Box<Response<Body>> {
+    let code = denied.code();
+    shared.metrics.error(code);
+    let status = if code == ErrorCode::Internal {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::TOO_MANY_REQUESTS
+    };
+    let mut resp = text(status, format!("{code}: {denied}\n"));
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(denied.retry_secs()));
+    Box::new(resp)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -515,13 +565,9 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Answers a WebSocket upgrade and starts the connection's task.
-fn upgrade(
-    req: Request<Incoming>,
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    endpoint: Endpoint,
-) -> Response<Body> {
+/// Whether `req` is a WebSocket upgrade the server can take now (not shutting down,
+/// under the connection limit); its `Sec-WebSocket-Accept` value when so.
+fn may_upgrade(req: &Request<Incoming>, shared: &Shared) -> Result<String, Box<Response<Body>>> {
     let headers = req.headers();
     let is_upgrade = headers
         .get(header::UPGRADE)
@@ -534,24 +580,38 @@ fn upgrade(
         .get(header::SEC_WEBSOCKET_KEY)
         .filter(|_| is_upgrade && version_ok)
     else {
-        return text(
+        return Err(Box::new(text(
             StatusCode::UPGRADE_REQUIRED,
             "this endpoint speaks WebSocket (version 13)\n",
-        );
+        )));
     };
     if *shared.shutdown.borrow() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+        return Err(Box::new(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n",
+        )));
     }
     let open = shared.metrics.connections.load(Relaxed);
     if usize::try_from(open).unwrap_or(0) >= shared.limits.max_connections {
         shared.metrics.connections_rejected.fetch_add(1, Relaxed);
         shared.metrics.error(ErrorCode::ServerFull);
-        return text(
+        return Err(Box::new(text(
             StatusCode::SERVICE_UNAVAILABLE,
             "serverFull: too many connections, try again later\n",
-        );
+        )));
     }
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
+}
+
+/// Answers a WebSocket upgrade that [`may_upgrade`] allowed and starts the connection's
+/// task.
+fn upgrade(
+    req: Request<Incoming>,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    accept: &str,
+) -> Response<Body> {
     let guard = shared.tasks.enter();
     shared.metrics.connections.fetch_add(1, Relaxed);
     shared.metrics.connections_total.fetch_add(1, Relaxed);
@@ -595,7 +655,7 @@ fn upgrade(
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(
         header::SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(&accept).expect("base64 is a valid header"),
+        HeaderValue::from_str(accept).expect("base64 is a valid header"),
     );
     resp
 }
@@ -647,7 +707,20 @@ impl Shared {
                     routing.outboxes.remove(&peer);
                     tracing::debug!(%peer, %code, "closing connection");
                 }
-                Action::Store(op) => self.store.apply(op),
+                Action::Store(op) => {
+                    let changed = match &op {
+                        StoreOp::CreateRoom { room, .. } | StoreOp::DeleteRoom { room } => {
+                            Some(room.clone())
+                        }
+                        StoreOp::TouchRoom { .. } | StoreOp::SaveWatch { .. } => None,
+                    };
+                    self.store.apply(op);
+                    // A loaded document checks its room at once (it went, or came back
+                    // under the same name).
+                    if let Some(room) = changed {
+                        self.docs.room_changed(&room);
+                    }
+                }
                 Action::Rekey { from, to } => {
                     if let Some(outbox) = routing.outboxes.remove(&from) {
                         routing.outboxes.insert(to, outbox);
@@ -903,8 +976,9 @@ where
         None
     }
 
-    /// `join`: the password is checked or hashed on a blocking thread, then the hub
-    /// decides with the outcome (see [`Credential`]).
+    /// `join`: the password is checked or hashed through the limiter (on its hashing
+    /// threads), then the hub decides with the outcome (see [`Credential`]) if the room
+    /// is still as it was when the check began (else the check is made again).
     async fn join(&mut self, room: String, password: Option<String>) {
         if let Some(p) = &password
             && let Err(e) = validate_password(p)
@@ -912,33 +986,62 @@ where
             self.reply_error(e.code(), &e.to_string()).await;
             return;
         }
-        let access = self.shared.lock().hub.room_access(&room);
-        let credential = match (access, password) {
-            (Err(_) | Ok(RoomAccess::Open), _)
-            | (Ok(RoomAccess::New | RoomAccess::Protected(_)), None) => Credential::None,
-            (Ok(RoomAccess::New), Some(password)) => {
-                let hashed = tokio::task::spawn_blocking(move || hash_password(&password)).await;
-                let Ok(Ok(hash)) = hashed else {
-                    self.reply_error(ErrorCode::Internal, "could not protect the room")
-                        .await;
-                    return;
-                };
-                Credential::NewHash(hash)
-            }
-            (Ok(RoomAccess::Protected(hash)), Some(password)) => {
-                let checked = tokio::task::spawn_blocking(move || {
-                    verify_password(&password, &hash).then_some(hash)
-                })
-                .await;
-                match checked {
-                    Ok(Some(hash)) => Credential::Verified(hash),
-                    _ => Credential::Rejected,
+        let guard = self.shared.guard.clone();
+        let ip = self.addr.ip();
+        for _ in 0..3 {
+            let (access, in_room) = {
+                let routing = self.shared.lock();
+                (
+                    routing.hub.room_access(&room),
+                    routing.hub.room_of(self.peer).is_some(),
+                )
+            };
+            let outcome = match (&access, &password) {
+                // The hub answers these without a password check: a peer already in a
+                // room (or back in its own after a resume), an invalid name, a room that
+                // exists and no password.
+                _ if in_room => Ok(Credential::None),
+                (Err(_), _) | (Ok(RoomAccess::Open | RoomAccess::Protected(_)), None) => {
+                    Ok(Credential::None)
                 }
+                (Ok(RoomAccess::Open), Some(_)) => Ok(Credential::Unchecked),
+                (Ok(RoomAccess::New), None) => guard.allow_create(ip).map(|()| Credential::None),
+                (Ok(RoomAccess::New), Some(p)) => match guard.allow_create(ip) {
+                    Ok(()) => guard
+                        .hash_password(p.clone())
+                        .await
+                        .map(Credential::NewHash),
+                    Err(denied) => Err(denied),
+                },
+                (Ok(RoomAccess::Protected(hash)), Some(p)) => guard
+                    .verify_password(ip, &room, p.clone(), hash.clone())
+                    .await
+                    .map(|ok| {
+                        if ok {
+                            Credential::Verified(hash.clone())
+                        } else {
+                            Credential::Rejected
+                        }
+                    }),
+            };
+            let credential = match outcome {
+                Ok(credential) => credential,
+                Err(denied) => {
+                    self.reply_error(denied.code(), &denied.to_string()).await;
+                    return;
+                }
+            };
+            let mut routing = self.shared.lock();
+            if routing.hub.room_access(&room) != access {
+                // Created, or forgotten, while the password was checked: decide again.
+                continue;
             }
-        };
-        let mut routing = self.shared.lock();
-        let actions = routing.hub.join(self.peer, now_ms(), room, &credential);
-        self.shared.deliver(&mut routing, actions);
+            let actions = routing.hub.join(self.peer, now_ms(), room, &credential);
+            self.shared.deliver(&mut routing, actions);
+            return;
+        }
+        self.reply_error(ErrorCode::RateLimited, "the room keeps changing; retry")
+            .await;
     }
 
     /// Sends an error straight on this connection (not through the hub).
@@ -966,22 +1069,6 @@ where
         })
         .await;
     }
-}
-
-/// Argon2id with the crate's default (OWASP) parameters, as a PHC string.
-pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-}
-
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
 }
 
 /// Counts running connection tasks so shutdown can wait for them.

@@ -98,6 +98,8 @@ const MIGRATIONS: &[&str] = &[
          data BLOB NOT NULL,
          PRIMARY KEY (room, seq)
      );",
+    // 3: a room's document goes with the room; the bytes of documents are counted.
+    crate::docs::MIGRATION_FOLLOW_ROOMS,
 ];
 
 impl Store {

@@ -15,7 +15,7 @@ import {
 export type ConnectionState = "connecting" | "open" | "closed";
 
 /** Errors after which reconnecting cannot help. */
-const FINAL_ERRORS: ReadonlySet<ErrorCode> = new Set(["unsupportedProtocol", "roomFull", "wrongPassword", "invalidRoomName", "invalidName"]);
+const FINAL_ERRORS: ReadonlySet<ErrorCode> = new Set(["unsupportedProtocol", "roomFull", "wrongPassword", "passwordMismatch", "invalidRoomName", "invalidName"]);
 
 export interface SignalingOptions {
   url: string;

@@ -32,10 +32,18 @@ impl Server {
     pub(crate) fn portal(bin: &Path, args: &[&str], log: &str) -> Result<Server> {
         let data = TempDir::new("bench-data");
         let mut cmd = Command::new(bin);
-        cmd.args(["--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .args(args)
-            .env("PORTAL_LOG", log);
+        // The load generators make every room from one address: the per-address room
+        // creation limit (an abuse guard) is off, as the message limits are per bench.
+        cmd.args([
+            "--bind",
+            "127.0.0.1:0",
+            "--room-create-rate",
+            "0",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .args(args)
+        .env("PORTAL_LOG", log);
         Server::start("Portal", &mut cmd, 0, Some(data))
     }
 

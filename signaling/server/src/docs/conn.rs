@@ -2,6 +2,7 @@
 //! what the room sends back, pings, and closes with a code and reason that say why.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -16,13 +17,15 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::actor::{Port, ToRoom};
 use super::metrics::{DocsMetrics, Rejection};
 use super::room::{
-    CLOSE_IDLE, CLOSE_MALFORMED, CLOSE_SHUTDOWN, CLOSE_TEXT, CLOSE_TOO_MANY_DOCS,
-    CLOSE_UNAVAILABLE, CLOSE_UPDATE_TOO_LARGE, Close, ConnId,
+    CLOSE_AWARENESS_TOO_LARGE, CLOSE_IDLE, CLOSE_MALFORMED, CLOSE_SHUTDOWN, CLOSE_TEXT,
+    CLOSE_TOO_MANY_DOCS, CLOSE_UNAVAILABLE, CLOSE_UPDATE_TOO_LARGE, Close, ConnId,
 };
+use super::throttle::Throttle;
 use super::wire::{self, FrameError};
 use super::{DocsHub, Entered};
 
-/// Frames queued for one connection before it counts as too slow.
+/// Frames queued for one connection before it counts as too slow (bytes are bounded
+/// too: `DocsQuotas::outbox_bytes`).
 const OUTBOX_CAPACITY: usize = 1024;
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
@@ -126,14 +129,23 @@ pub(super) async fn serve<S>(
         conn,
         left: false,
     };
-    let (outbox, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let mut rx = Outbox {
+        rx,
+        queued: queued.clone(),
+    };
     let (kick, mut kicked) = oneshot::channel();
     let joined = link
         .tx
         .send(ToRoom::Join {
             conn,
             read_only,
-            port: Port { outbox, kick },
+            port: Port {
+                outbox,
+                queued,
+                kick,
+            },
         })
         .await;
     let end = if joined.is_ok() {
@@ -155,11 +167,31 @@ pub(super) async fn serve<S>(
     }
 }
 
+/// The frames the room queued for this connection, and their bytes.
+struct Outbox {
+    rx: mpsc::Receiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    async fn recv(&mut self) -> Option<Bytes> {
+        let frame = self.rx.recv().await?;
+        self.queued.fetch_sub(frame.len(), Relaxed);
+        Some(frame)
+    }
+
+    fn try_recv(&mut self) -> Option<Bytes> {
+        let frame = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(frame.len(), Relaxed);
+        Some(frame)
+    }
+}
+
 async fn run<S>(
     hub: &DocsHub,
     ws: &mut WebSocketStream<S>,
     link: &Link,
-    rx: &mut mpsc::Receiver<Bytes>,
+    rx: &mut Outbox,
     kicked: &mut oneshot::Receiver<Close>,
     mut shutdown: watch::Receiver<bool>,
 ) -> End
@@ -170,7 +202,11 @@ where
     let mut heartbeat = tokio::time::interval(PING_EVERY);
     heartbeat.tick().await;
     let mut last_seen = Instant::now();
+    let mut throttle = Throttle::new(&hub.quotas, Instant::now());
+    // Over its rate, the connection's next frame is read at this time.
+    let mut held: Option<Instant> = None;
     loop {
+        let resume = tokio::time::Instant::from_std(held.unwrap_or_else(Instant::now));
         tokio::select! {
             biased;
             () = stopped(&mut shutdown) => return End::Close(CLOSE_SHUTDOWN),
@@ -183,7 +219,8 @@ where
                 }
                 None => return End::Close(CLOSE_UNAVAILABLE),
             },
-            incoming = ws.next() => {
+            () = tokio::time::sleep_until(resume), if held.is_some() => held = None,
+            incoming = ws.next(), if held.is_none() => {
                 last_seen = Instant::now();
                 let frame = match incoming {
                     None | Some(Ok(Message::Close(_))) => return End::Gone,
@@ -204,6 +241,10 @@ where
                 };
                 match wire::decode_frame(&frame, max_update) {
                     Ok(Some(msg)) => {
+                        held = throttle.charge(&msg, Instant::now());
+                        if held.is_some() {
+                            hub.metrics.reject(Rejection::RateLimited);
+                        }
                         let sent = link.tx.send(ToRoom::Message { conn: link.conn, msg }).await;
                         if sent.is_err() {
                             return End::Close(CLOSE_UNAVAILABLE);
@@ -214,6 +255,11 @@ where
                         tracing::info!(conn = link.conn, len, max_update, "document update too large");
                         hub.metrics.reject(Rejection::UpdateTooLarge);
                         return End::Close(CLOSE_UPDATE_TOO_LARGE);
+                    }
+                    Err(FrameError::AwarenessTooLarge(len)) => {
+                        tracing::info!(conn = link.conn, len, "awareness message too large");
+                        hub.metrics.reject(Rejection::AwarenessTooLarge);
+                        return End::Close(CLOSE_AWARENESS_TOO_LARGE);
                     }
                     Err(FrameError::Malformed(why)) => {
                         tracing::info!(conn = link.conn, why, "malformed document message");
@@ -251,7 +297,7 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 async fn write<S>(
     ws: &mut WebSocketStream<S>,
     first: Bytes,
-    rx: &mut mpsc::Receiver<Bytes>,
+    rx: &mut Outbox,
 ) -> Result<(), tungstenite::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -259,8 +305,8 @@ where
     ws.feed(Message::Binary(first)).await?;
     for _ in 1..WRITE_BATCH {
         match rx.try_recv() {
-            Ok(frame) => ws.feed(Message::Binary(frame)).await?,
-            Err(_) => break,
+            Some(frame) => ws.feed(Message::Binary(frame)).await?,
+            None => break,
         }
     }
     ws.flush().await

@@ -16,18 +16,42 @@ pub enum Rejection {
     Malformed,
     /// A document update from a read-only connection; dropped, the connection stays.
     ReadOnly,
-    /// A client that did not read its frames in time; the connection was closed.
+    /// A client that did not read its frames (or bytes) in time; the connection was
+    /// closed.
     SlowClient,
+    /// A connection for a room that does not exist (or no longer does); it was closed.
+    NoRoom,
+    /// A connection let in before its room was protected; it was closed.
+    AccessRevoked,
+    /// A new document while the store holds as many documents or bytes as it may; the
+    /// connection was closed.
+    StorageFull,
+    /// A message read late: its connection was over its rate.
+    RateLimited,
+    /// An awareness entry for a client id another connection holds; dropped.
+    AwarenessNotOwned,
+    /// A presenter claim from a read-only connection; taken out of its state.
+    PresenterStripped,
+    /// An awareness message over its size, or more states than a connection may hold;
+    /// the connection was closed.
+    AwarenessTooLarge,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 6] = [
+    pub const ALL: [Rejection; 13] = [
         Rejection::UpdateTooLarge,
         Rejection::DocTooLarge,
         Rejection::TooManyDocuments,
         Rejection::Malformed,
         Rejection::ReadOnly,
         Rejection::SlowClient,
+        Rejection::NoRoom,
+        Rejection::AccessRevoked,
+        Rejection::StorageFull,
+        Rejection::RateLimited,
+        Rejection::AwarenessNotOwned,
+        Rejection::PresenterStripped,
+        Rejection::AwarenessTooLarge,
     ];
 
     pub fn label(self) -> &'static str {
@@ -38,6 +62,13 @@ impl Rejection {
             Rejection::Malformed => "malformed",
             Rejection::ReadOnly => "read_only",
             Rejection::SlowClient => "slow_client",
+            Rejection::NoRoom => "no_room",
+            Rejection::AccessRevoked => "access_revoked",
+            Rejection::StorageFull => "storage_full",
+            Rejection::RateLimited => "rate_limited",
+            Rejection::AwarenessNotOwned => "awareness_not_owned",
+            Rejection::PresenterStripped => "presenter_stripped",
+            Rejection::AwarenessTooLarge => "awareness_too_large",
         }
     }
 }

@@ -5,7 +5,21 @@
 //! - `room`: one room's document, awareness and members, sans-IO.
 //! - `actor`: the task that owns a loaded room: one order for apply, store, broadcast.
 //! - `conn`: a connection's task (socket, limits, close codes).
+//! - `throttle`: how fast a connection is read (token buckets).
 //! - `persist`: the room's snapshot and update log in SQLite.
+//!
+//! Documents follow their rooms (the `rooms` table the hub keeps through the store):
+//! - A document exists only for a room that exists: a connection for any other name is
+//!   closed with 4404. A room's document is deleted with the room (a store trigger), and
+//!   a document's writes name the room's incarnation, so nothing of it reaches the next
+//!   room of that name.
+//! - A loaded document checks its room every [`DocsQuotas::recheck_every`], and at once
+//!   when told through [`DocsHub::room_changed`]: if the room went, every connection is
+//!   closed (4404; 4401 when the name is now a protected room); if the room became
+//!   protected, connections let in without its password are closed with 4401.
+//! - Access itself (password, token) is checked by the server at the upgrade.
+//! - The store keeps at most `max_stored_docs` documents and `max_stored_bytes`; a room
+//!   that has no document yet beyond that is refused with 4507 (y-websocket retries 45xx).
 //!
 //! Rules a client can rely on:
 //! - An update is on disk (committed, `synchronous=FULL`) before any other client sees it.
@@ -17,10 +31,22 @@
 //!   (so a read-along viewer shows up), but its document updates are dropped, never
 //!   applied, stored or sent on.
 //! - A connection's awareness states are removed for everyone when it goes.
+//! - An awareness client id belongs to the connection that first set a state for it,
+//!   until that connection goes or the state lapses (30 s without renewal); entries for
+//!   ids another connection holds are dropped. A read-only connection's `presenter`
+//!   claim is taken out of its state. Awareness messages are checked (size, JSON, at most
+//!   16 states a connection) before anything is applied.
+//! - Each connection is read at a rate (messages, update bytes, SyncStep1s; see
+//!   [`DocsQuotas`]); over it, its next frame waits. Frames queued for a connection are
+//!   bounded in bytes (`outbox_bytes`) as well as in number; over either, it is closed as
+//!   too slow.
 //! - Close codes: 1001 shutdown, 1003 text frame, 1007 malformed message or an update yrs
 //!   cannot apply, 1008 too slow / idle / too many awareness states, 1009 update over
-//!   `max_update`, 1011 the store failed, 1013 `max_loaded` documents already loaded,
-//!   4413 the document would grow over `max_doc` (y-websocket 3 does not retry 44xx).
+//!   `max_update` or awareness message over 64 KiB, 1011 the store failed, 1013
+//!   `max_loaded` documents already loaded, 4401 the room became protected after the
+//!   connection was let in, 4404 no such room (or it went), 4413 the document would grow
+//!   over `max_doc`, 4507 the store holds as many documents as it may (y-websocket 3 does
+//!   not retry 44xx, and retries the others).
 
 mod actor;
 mod awareness;
@@ -28,11 +54,13 @@ mod conn;
 mod metrics;
 mod persist;
 mod room;
+mod throttle;
 mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
@@ -42,6 +70,9 @@ pub use metrics::{DocsMetrics, Rejection};
 
 use crate::store::Store;
 use actor::{Actor, ToRoom};
+
+/// The store's migration that ties documents to their rooms (see `persist`).
+pub(crate) use persist::FOLLOW_ROOMS as MIGRATION_FOLLOW_ROOMS;
 
 /// Messages queued for one room before connections wait.
 const ROOM_QUEUE: usize = 1024;
@@ -70,11 +101,64 @@ impl Default for DocsConfig {
     }
 }
 
+/// Limits against abuse: how much the store keeps, how fast a connection is read, how
+/// much may wait for it. [`DocsQuotas::for_config`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct DocsQuotas {
+    /// Documents the store keeps at most; a room without one gets none beyond (4507).
+    pub max_stored_docs: usize,
+    /// Bytes the stored documents take (snapshots and logs) before new ones are refused
+    /// (a stored document still grows up to `max_doc`).
+    pub max_stored_bytes: u64,
+    /// Messages a connection may send a second (sustained; 0: no limit) ...
+    pub msg_rate: f64,
+    /// ... and at once.
+    pub msg_burst: f64,
+    /// Update bytes a connection may send a second (0: no limit) ...
+    pub update_bytes_rate: f64,
+    /// ... and at once.
+    pub update_bytes_burst: f64,
+    /// Sync requests (SyncStep1) a connection may send a second (0: no limit) ...
+    pub sync_rate: f64,
+    /// ... and at once (a client sends one when it connects).
+    pub sync_burst: f64,
+    /// Bytes that may wait for a connection before it counts as too slow (one frame
+    /// always may, however large).
+    pub outbox_bytes: usize,
+    /// How often a loaded document checks that its room is still the same.
+    pub recheck_every: Duration,
+}
+
+impl DocsQuotas {
+    /// The defaults for documents of `config`'s sizes.
+    pub fn for_config(config: &DocsConfig) -> DocsQuotas {
+        DocsQuotas {
+            max_stored_docs: 10_000,
+            max_stored_bytes: 2 << 30,
+            msg_rate: 200.0,
+            msg_burst: 400.0,
+            update_bytes_rate: 1024.0 * 1024.0,
+            update_bytes_burst: (4 * config.max_update) as f64,
+            sync_rate: 0.5,
+            sync_burst: 4.0,
+            outbox_bytes: config.max_doc + 4 * config.max_update,
+            recheck_every: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Default for DocsQuotas {
+    fn default() -> Self {
+        DocsQuotas::for_config(&DocsConfig::default())
+    }
+}
+
 /// Every room's document.
 #[derive(Debug)]
 pub struct DocsHub {
     store: Store,
     config: DocsConfig,
+    quotas: DocsQuotas,
     metrics: Arc<DocsMetrics>,
     registry: Mutex<Registry>,
     next_conn: AtomicU64,
@@ -104,9 +188,15 @@ enum Entered {
 
 impl DocsHub {
     pub fn new(store: Store, config: DocsConfig) -> Arc<Self> {
+        let quotas = DocsQuotas::for_config(&config);
+        Self::with_quotas(store, config, quotas)
+    }
+
+    pub fn with_quotas(store: Store, config: DocsConfig, quotas: DocsQuotas) -> Arc<Self> {
         Arc::new(Self {
             store,
             config,
+            quotas,
             metrics: Arc::default(),
             registry: Mutex::default(),
             next_conn: AtomicU64::new(1),
@@ -126,6 +216,18 @@ impl DocsHub {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         conn::serve(self.clone(), ws, room, read_only, shutdown).await;
+    }
+
+    /// Tells a loaded document that its room's record changed (created, protected,
+    /// deleted): it checks the room at once instead of at its next periodic check. Call
+    /// it after handing the change to the store ([`Store::apply`]), for
+    /// `StoreOp::CreateRoom` and `StoreOp::DeleteRoom`; it never blocks, and does nothing
+    /// for a room whose document is not loaded.
+    pub fn room_changed(&self, room: &str) {
+        if let Some(entry) = self.lock().rooms.get(room) {
+            // A full queue is a busy room: its periodic check comes soon enough.
+            let _ = entry.tx.try_send(ToRoom::Recheck);
+        }
     }
 
     /// Appends the documents' metrics in Prometheus text format.

@@ -7,6 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use yrs::sync::AwarenessUpdate;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
@@ -65,15 +66,39 @@ pub(crate) const CLOSE_TOO_MANY_DOCS: Close = Close {
     code: 1013,
     reason: "too many documents loaded",
 };
+pub(crate) const CLOSE_AWARENESS_TOO_LARGE: Close = Close {
+    code: 1009,
+    reason: "awareness update too large",
+};
 /// 44xx: y-websocket 3 does not reconnect after these (the server decided; retrying
 /// cannot help).
 pub(crate) const CLOSE_DOC_TOO_LARGE: Close = Close {
     code: 4413,
     reason: "document too large",
 };
+/// The room does not exist: neither does its document.
+pub(crate) const CLOSE_NO_ROOM: Close = Close {
+    code: 4404,
+    reason: "no such room",
+};
+/// The room was deleted (or deleted and created anew, open) while connected.
+pub(crate) const CLOSE_ROOM_GONE: Close = Close {
+    code: 4404,
+    reason: "the room no longer exists",
+};
+/// The room is protected by a password this connection was not let in with.
+pub(crate) const CLOSE_REVOKED: Close = Close {
+    code: 4401,
+    reason: "the room now needs its password or token",
+};
+/// 45xx: y-websocket 3 retries these (with its backoff).
+pub(crate) const CLOSE_STORAGE_FULL: Close = Close {
+    code: 4507,
+    reason: "document storage full",
+};
 
 /// Awareness states one connection may hold (a browser tab holds one).
-const MAX_STATES_PER_CONNECTION: usize = 16;
+pub(crate) const MAX_STATES_PER_CONNECTION: usize = 16;
 /// States not renewed for this long are dropped (clients renew every 15 s).
 pub(crate) const AWARENESS_TIMEOUT_MS: u64 = 30_000;
 
@@ -118,8 +143,8 @@ pub(crate) struct RoomLimits {
 #[derive(Debug, Default)]
 struct Member {
     read_only: bool,
-    /// Awareness client ids whose state this connection set.
-    states: HashSet<u64>,
+    /// Awareness client ids this connection claimed: it alone may set their states.
+    claimed: HashSet<u64>,
 }
 
 /// Encoded document size: measured now and then, plus the length of every update since
@@ -134,6 +159,8 @@ pub(crate) struct Room {
     doc: Doc,
     awareness: AwarenessTable,
     members: HashMap<ConnId, Member>,
+    /// Which connection claimed each awareness client id (see [`Room::handle`]).
+    owners: HashMap<u64, ConnId>,
     limits: RoomLimits,
     size: DocSize,
     /// Log position of the latest update.
@@ -208,6 +235,24 @@ pub(crate) fn merge_updates(out: Vec<Out>) -> Vec<Out> {
         .collect()
 }
 
+/// `json` with its presenter claim taken out (`presenter` set to `false`, no
+/// `presenterSince`); `None` when it makes no claim (or is not a JSON object).
+fn without_presenter(json: &str) -> Option<String> {
+    let mut state: serde_json::Value = serde_json::from_str(json).ok()?;
+    let fields = state.as_object_mut()?;
+    let claims = fields
+        .get("presenter")
+        .is_some_and(|p| *p != serde_json::Value::Bool(false));
+    let since = fields.remove("presenterSince").is_some();
+    if !claims && !since {
+        return None;
+    }
+    if claims {
+        fields.insert("presenter".into(), serde_json::Value::Bool(false));
+    }
+    Some(state.to_string())
+}
+
 /// Applies an update; yrs panics are caught and reported like its errors.
 fn apply(doc: &Doc, update: Update) -> Result<(), String> {
     std::panic::catch_unwind(AssertUnwindSafe(|| doc.transact_mut().apply_update(update)))
@@ -245,6 +290,7 @@ impl Room {
             doc,
             awareness: AwarenessTable::default(),
             members: HashMap::new(),
+            owners: HashMap::new(),
             limits,
             size: DocSize {
                 measured: 0,
@@ -277,7 +323,7 @@ impl Room {
             conn,
             Member {
                 read_only,
-                states: HashSet::new(),
+                claimed: HashSet::new(),
             },
         );
         let sv = self.doc.transact().state_vector();
@@ -287,12 +333,21 @@ impl Room {
         }
     }
 
-    /// A member leaves (or is dropped): its awareness states go for everyone else.
+    /// Members now, in no particular order.
+    pub(crate) fn members(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.members.keys().copied()
+    }
+
+    /// A member leaves (or is dropped): its awareness states go for everyone else, and
+    /// the client ids it claimed are free again.
     pub(crate) fn leave(&mut self, conn: ConnId, now: u64, fx: &mut Effects) {
         let Some(member) = self.members.remove(&conn) else {
             return;
         };
-        if let Some(gone) = self.awareness.remove(member.states, now) {
+        for id in &member.claimed {
+            self.owners.remove(id);
+        }
+        if let Some(gone) = self.awareness.remove(member.claimed, now) {
             self.send(fx, To::All, wire::awareness(&gone));
         }
     }
@@ -355,33 +410,7 @@ impl Room {
                 }
                 fx.rows.push((self.last_seq, raw));
             }
-            Incoming::Awareness(update) => {
-                let applied = self.awareness.apply(update, now);
-                for id in &applied.set {
-                    for (other, m) in &mut self.members {
-                        if *other != conn {
-                            m.states.remove(id);
-                        }
-                    }
-                }
-                for id in &applied.removed {
-                    for m in self.members.values_mut() {
-                        m.states.remove(id);
-                    }
-                }
-                let member = self.members.get_mut(&conn).expect("checked above");
-                member.states.extend(&applied.set);
-                let too_many = member.states.len() > MAX_STATES_PER_CONNECTION;
-                if let Some(update) = applied.update {
-                    // To everyone, the sender too: y-websocket clients count their own
-                    // awareness renewals as a sign of life.
-                    self.send(fx, To::All, wire::awareness(&update));
-                }
-                if too_many {
-                    self.metrics.reject(Rejection::Malformed);
-                    self.kick(conn, CLOSE_AWARENESS, now, fx);
-                }
-            }
+            Incoming::Awareness(update) => self.awareness_update(conn, update, now, fx),
             Incoming::QueryAwareness => {
                 if let Some(states) = self.awareness.snapshot() {
                     self.send(fx, To::One(conn), wire::awareness(&states));
@@ -390,15 +419,74 @@ impl Room {
         }
     }
 
-    /// Drops awareness states nobody renewed.
+    /// A connection's awareness update. A client id belongs to the first connection
+    /// that sets a state for it, until that connection goes or the state lapses; entries
+    /// for ids another connection holds are dropped (anyone could send any id with a
+    /// higher clock and take over a name, a colour or a presenter claim). A read-only
+    /// connection shows its presence but cannot present: its `presenter` claim is
+    /// stripped. How many states the connection would hold is checked before anything is
+    /// applied.
+    fn awareness_update(
+        &mut self,
+        conn: ConnId,
+        update: AwarenessUpdate,
+        now: u64,
+        fx: &mut Effects,
+    ) {
+        let member = self.members.get(&conn).expect("checked by the caller");
+        let mut kept = HashMap::with_capacity(update.clients.len());
+        let mut new_claims = 0;
+        for (client, mut entry) in update.clients {
+            let id = client.get();
+            if self.owners.get(&id).is_some_and(|owner| *owner != conn) {
+                self.metrics.reject(Rejection::AwarenessNotOwned);
+                continue;
+            }
+            let removal = &*entry.json == "null";
+            if !removal && !member.claimed.contains(&id) {
+                new_claims += 1;
+            }
+            if member.read_only
+                && !removal
+                && let Some(json) = without_presenter(&entry.json)
+            {
+                self.metrics.reject(Rejection::PresenterStripped);
+                entry.json = json.into();
+            }
+            kept.insert(client, entry);
+        }
+        if member.claimed.len() + new_claims > MAX_STATES_PER_CONNECTION {
+            self.metrics.reject(Rejection::AwarenessTooLarge);
+            self.kick(conn, CLOSE_AWARENESS, now, fx);
+            return;
+        }
+        if kept.is_empty() {
+            return;
+        }
+        let applied = self.awareness.apply(AwarenessUpdate { clients: kept }, now);
+        let member = self.members.get_mut(&conn).expect("checked by the caller");
+        for id in &applied.set {
+            self.owners.insert(*id, conn);
+            member.claimed.insert(*id);
+        }
+        if let Some(update) = applied.update {
+            // To everyone, the sender too: y-websocket clients count their own awareness
+            // renewals as a sign of life.
+            self.send(fx, To::All, wire::awareness(&update));
+        }
+    }
+
+    /// Drops awareness states nobody renewed; their client ids are free again.
     pub(crate) fn expire_awareness(&mut self, now: u64, fx: &mut Effects) {
         let expired = self.awareness.expired(now, AWARENESS_TIMEOUT_MS);
         if expired.is_empty() {
             return;
         }
-        for m in self.members.values_mut() {
-            for id in &expired {
-                m.states.remove(id);
+        for id in &expired {
+            if let Some(owner) = self.owners.remove(id)
+                && let Some(m) = self.members.get_mut(&owner)
+            {
+                m.claimed.remove(id);
             }
         }
         if let Some(gone) = self.awareness.remove(expired, now) {
@@ -622,15 +710,163 @@ mod tests {
             update.clients.keys().map(ClientID::get).collect::<Vec<_>>(),
             vec![200]
         );
-        // A client that reconnects takes its state along to the new connection.
+        // Another connection cannot set a state it did not claim, not even a client
+        // coming back with the same id before its old connection went...
         let mut fx = Effects::default();
-        r.handle(3, awareness(&[(200, 2, r#"{"cursor":3}"#)]), 0, &mut fx);
+        r.handle(3, awareness(&[(200, 5, r#"{"cursor":3}"#)]), 0, &mut fx);
+        assert!(fx.out.is_empty(), "{:?}", fx.out);
         r.leave(2, 6, &mut fx);
-        assert_eq!(
-            fx.out.len(),
-            1,
-            "the old connection's leave must not remove it"
+        assert_eq!(fx.out.len(), 1, "the old connection's leave removes it");
+        // ...and once that one went, the id is free.
+        let mut fx = Effects::default();
+        r.handle(3, awareness(&[(200, 5, r#"{"cursor":3}"#)]), 7, &mut fx);
+        assert_eq!(fx.out.len(), 1, "{:?}", fx.out);
+    }
+
+    /// The states a newcomer is told about, by client id.
+    fn states_seen_by_newcomer(r: &mut Room, conn: ConnId) -> HashMap<u64, String> {
+        let mut fx = Effects::default();
+        r.join(conn, false, &mut fx);
+        let Some(Out::Send(_, frame)) = fx.out.get(1) else {
+            return HashMap::new();
+        };
+        let Message::Awareness(update) = decode(frame) else {
+            panic!()
+        };
+        update
+            .clients
+            .into_iter()
+            .map(|(id, e)| (id.get(), e.json.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_connection_sets_only_the_awareness_ids_it_claimed() {
+        let metrics = Arc::new(DocsMetrics::default());
+        let mut r = Room::load(&StoredDoc::default(), limits(), metrics.clone());
+        let mut fx = Effects::default();
+        r.join(1, false, &mut fx);
+        r.join(2, false, &mut fx);
+        r.handle(1, awareness(&[(100, 1, r#"{"user":"ada"}"#)]), 0, &mut fx);
+        // A higher clock for someone else's id, next to its own: only its own counts.
+        let mut fx = Effects::default();
+        r.handle(
+            2,
+            awareness(&[
+                (100, 99, r#"{"user":"mallory","presenter":true}"#),
+                (200, 1, r#"{"user":"bob"}"#),
+            ]),
+            0,
+            &mut fx,
         );
+        let [Out::Send(_, frame)] = &fx.out[..] else {
+            panic!("{:?}", fx.out)
+        };
+        let Message::Awareness(update) = decode(frame) else {
+            panic!()
+        };
+        assert_eq!(
+            update.clients.keys().map(ClientID::get).collect::<Vec<_>>(),
+            vec![200]
+        );
+        // Nor can it remove it.
+        r.handle(2, awareness(&[(100, 99, "null")]), 0, &mut fx);
+        let seen = states_seen_by_newcomer(&mut r, 3);
+        assert_eq!(seen[&100], r#"{"user":"ada"}"#);
+        assert_eq!(seen[&200], r#"{"user":"bob"}"#);
+        assert_eq!(metrics.rejected(Rejection::AwarenessNotOwned), 2);
+        // The owner renews and removes its own as usual.
+        let mut fx = Effects::default();
+        r.handle(1, awareness(&[(100, 2, "null")]), 0, &mut fx);
+        assert_eq!(fx.out.len(), 1);
+        assert!(!states_seen_by_newcomer(&mut r, 4).contains_key(&100));
+        // A state nobody renews lapses, and its id is free again.
+        let mut fx = Effects::default();
+        r.expire_awareness(AWARENESS_TIMEOUT_MS, &mut fx);
+        assert!(!states_seen_by_newcomer(&mut r, 5).contains_key(&200));
+        let mut fx = Effects::default();
+        r.handle(5, awareness(&[(200, 9, r#"{"user":"carol"}"#)]), 0, &mut fx);
+        assert_eq!(
+            states_seen_by_newcomer(&mut r, 6)[&200],
+            r#"{"user":"carol"}"#
+        );
+    }
+
+    #[test]
+    fn a_read_only_connection_cannot_present() {
+        let metrics = Arc::new(DocsMetrics::default());
+        let mut r = Room::load(&StoredDoc::default(), limits(), metrics.clone());
+        let mut fx = Effects::default();
+        r.join(1, true, &mut fx);
+        r.join(2, false, &mut fx);
+        r.handle(
+            1,
+            awareness(&[(
+                10,
+                1,
+                r#"{"user":{"name":"viewer"},"presenter":true,"presenterSince":1e308}"#,
+            )]),
+            0,
+            &mut fx,
+        );
+        r.handle(
+            2,
+            awareness(&[(
+                20,
+                1,
+                r#"{"user":{"name":"writer"},"presenter":true,"presenterSince":5}"#,
+            )]),
+            0,
+            &mut fx,
+        );
+        let seen = states_seen_by_newcomer(&mut r, 3);
+        let viewer: serde_json::Value = serde_json::from_str(&seen[&10]).unwrap();
+        assert_eq!(
+            viewer,
+            serde_json::json!({"user": {"name": "viewer"}, "presenter": false})
+        );
+        let writer: serde_json::Value = serde_json::from_str(&seen[&20]).unwrap();
+        assert_eq!(writer["presenter"], true);
+        assert_eq!(writer["presenterSince"], 5);
+        assert_eq!(metrics.rejected(Rejection::PresenterStripped), 1);
+        // A state without a claim passes as it came.
+        let mut fx = Effects::default();
+        r.handle(
+            1,
+            awareness(&[(10, 2, r#"{"user":"v","presenter":false}"#)]),
+            0,
+            &mut fx,
+        );
+        assert_eq!(
+            states_seen_by_newcomer(&mut r, 4)[&10],
+            r#"{"user":"v","presenter":false}"#
+        );
+    }
+
+    #[test]
+    fn too_many_awareness_states_are_refused_before_any_is_applied() {
+        let mut r = room();
+        let mut fx = Effects::default();
+        r.join(1, false, &mut fx);
+        r.join(2, false, &mut fx);
+        let many: Vec<(u64, u32, &str)> = (0..=MAX_STATES_PER_CONNECTION as u64)
+            .map(|id| (1000 + id, 1, "{}"))
+            .collect();
+        let mut fx = Effects::default();
+        r.handle(1, awareness(&many), 0, &mut fx);
+        assert_eq!(fx.out, vec![Out::Close(1, CLOSE_AWARENESS)]);
+        assert!(states_seen_by_newcomer(&mut r, 3).is_empty());
+        // One at a time, the same.
+        let mut fx = Effects::default();
+        for (i, entry) in many.iter().enumerate() {
+            r.handle(2, awareness(&[*entry]), 0, &mut fx);
+            if i < MAX_STATES_PER_CONNECTION {
+                assert!(!fx.out.contains(&Out::Close(2, CLOSE_AWARENESS)));
+            }
+        }
+        assert_eq!(fx.out.last(), Some(&Out::Close(2, CLOSE_AWARENESS)));
+        // Its states went with it.
+        assert!(states_seen_by_newcomer(&mut r, 4).is_empty());
     }
 
     #[test]

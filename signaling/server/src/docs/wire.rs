@@ -20,6 +20,10 @@ use yrs::updates::encoder::Encode;
 /// deep would overflow the stack and abort the whole server.
 pub(crate) const MAX_ANY_DEPTH: usize = 128;
 
+/// Largest awareness message, in bytes: a browser's state (name, colour, selection) is a
+/// few hundred; every state is sent to every member and to every newcomer.
+pub(crate) const MAX_AWARENESS: usize = 64 * 1024;
+
 /// A decoded client message.
 #[derive(Debug)]
 pub(crate) enum Incoming {
@@ -38,6 +42,8 @@ pub(crate) enum Incoming {
 pub(crate) enum FrameError {
     /// An update longer than the limit.
     TooLarge(usize),
+    /// An awareness message longer than [`MAX_AWARENESS`].
+    AwarenessTooLarge(usize),
     /// Not the protocol.
     Malformed(&'static str),
 }
@@ -69,9 +75,17 @@ pub(crate) fn decode_frame(
         }
         t if t == u64::from(MSG_AWARENESS) => {
             let (start, end) = cur.buf_range()?;
-            AwarenessUpdate::decode_v1(&frame[start..end])
-                .map(|u| Some(Incoming::Awareness(u)))
-                .map_err(|_| FrameError::Malformed("bad awareness update"))
+            if end - start > MAX_AWARENESS {
+                return Err(FrameError::AwarenessTooLarge(end - start));
+            }
+            let update = AwarenessUpdate::decode_v1(&frame[start..end])
+                .map_err(|_| FrameError::Malformed("bad awareness update"))?;
+            // Every client parses every state: one that is not JSON would break them.
+            for entry in update.clients.values() {
+                serde_json::from_str::<serde::de::IgnoredAny>(&entry.json)
+                    .map_err(|_| FrameError::Malformed("awareness state is not JSON"))?;
+            }
+            Ok(Some(Incoming::Awareness(update)))
         }
         t if t == u64::from(MSG_QUERY_AWARENESS) => Ok(Some(Incoming::QueryAwareness)),
         _ => Ok(None),
@@ -436,6 +450,46 @@ mod tests {
         assert!(matches!(
             decode_frame(&frame(vec![3]), 1 << 20).unwrap(),
             Some(Incoming::QueryAwareness)
+        ));
+    }
+
+    #[test]
+    fn awareness_states_must_be_json_and_small() {
+        let message = |json: &str| {
+            let update = AwarenessUpdate {
+                clients: [(
+                    yrs::ClientID::new(7),
+                    yrs::sync::awareness::AwarenessUpdateEntry {
+                        clock: 1,
+                        json: json.into(),
+                    },
+                )]
+                .into(),
+            };
+            frame(awareness(&update).to_vec())
+        };
+        for ok in ["null", "{}", r#"{"user":{"name":"Ada"},"presenter":false}"#] {
+            assert!(
+                matches!(
+                    decode_frame(&message(ok), 1 << 20),
+                    Ok(Some(Incoming::Awareness(_)))
+                ),
+                "{ok}"
+            );
+        }
+        for bad in ["{", "", "{\"a\":1} x"] {
+            assert!(
+                matches!(
+                    decode_frame(&message(bad), 1 << 20),
+                    Err(FrameError::Malformed(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_AWARENESS));
+        assert!(matches!(
+            decode_frame(&message(&big), 1 << 20),
+            Err(FrameError::AwarenessTooLarge(n)) if n > MAX_AWARENESS
         ));
     }
 

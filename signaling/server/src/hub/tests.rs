@@ -244,6 +244,194 @@ fn passwords_are_checked_against_the_room_hash() {
 }
 
 #[test]
+fn a_password_for_an_open_room_is_refused_and_joined_says_protected() {
+    let mut hub = hub();
+    let squatter = hello(&mut hub, 1, "squatter");
+    let kiosk = hello(&mut hub, 2, "Room 4.01");
+    let out = join(&mut hub, squatter, "4-01");
+    assert!(matches!(
+        to(&out, squatter)[..],
+        [ServerMessage::Joined {
+            protected: false,
+            ..
+        }]
+    ));
+    // Whatever the check outside concluded, a password does not enter an open room.
+    for cred in [
+        Credential::Unchecked,
+        Credential::NewHash("H".into()),
+        Credential::Verified("H".into()),
+        Credential::Rejected,
+    ] {
+        let out = hub.join(kiosk, 2.0, "4-01".into(), &cred);
+        assert_eq!(
+            error_code(&out, kiosk),
+            Some(ErrorCode::PasswordMismatch),
+            "{cred:?}"
+        );
+        assert!(to(&out, squatter).is_empty(), "{cred:?}");
+    }
+    assert_eq!(hub.room_access("4-01"), Ok(RoomAccess::Open));
+    assert_eq!(hub.room_members("4-01"), &[squatter]);
+    // The connection goes on: without a password it may join, and is told it is open.
+    let out = join(&mut hub, kiosk, "4-01");
+    assert!(matches!(
+        to(&out, kiosk)[..],
+        [ServerMessage::Joined {
+            protected: false,
+            ..
+        }]
+    ));
+
+    // A protected room says so, to its creator and to those who join it.
+    let owner = hello(&mut hub, 3, "owner");
+    let guest = hello(&mut hub, 4, "guest");
+    let out = hub.join(owner, 3.0, "vault".into(), &Credential::NewHash("H".into()));
+    assert!(matches!(
+        to(&out, owner)[..],
+        [ServerMessage::Joined {
+            protected: true,
+            ..
+        }]
+    ));
+    let out = hub.join(
+        guest,
+        3.0,
+        "vault".into(),
+        &Credential::Verified("H".into()),
+    );
+    assert!(matches!(
+        to(&out, guest)[..],
+        [ServerMessage::Joined {
+            protected: true,
+            ..
+        }]
+    ));
+    // A room that vanished while its password was checked is not entered either.
+    let late = hello(&mut hub, 5, "late");
+    assert_eq!(
+        error_code(
+            &hub.join(late, 4.0, "gone".into(), &Credential::Unchecked),
+            late
+        ),
+        Some(ErrorCode::WrongPassword)
+    );
+    assert_eq!(hub.room_access("gone"), Ok(RoomAccess::New));
+}
+
+#[test]
+fn an_open_room_goes_a_while_after_it_empties_and_a_protected_one_stays() {
+    let config = HubConfig {
+        max_rooms: 2,
+        open_linger_ms: 60_000.0,
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::new(config, DocTokens::new([1; 32], 1.0), Vec::new());
+    let a = hello(&mut hub, 1, "a");
+    // Join and leave as often as you like: each room goes a while after it empties, so
+    // the room cap is not filled.
+    let mut now = 2.0;
+    for i in 0..10 {
+        let room = format!("cycle-{i}");
+        assert!(error_code(&join(&mut hub, a, &room), a).is_none());
+        let out = hub.handle(a, now, ClientMessage::Leave);
+        assert!(!out.contains(&Action::Store(StoreOp::DeleteRoom { room: room.clone() })));
+        assert_eq!(hub.known_rooms(), 1, "kept for people who step out");
+        assert!(hub.expire_away(now + 59_999.0).is_empty());
+        now += 60_000.0;
+        let out = hub.expire_away(now);
+        assert!(out.contains(&Action::Store(StoreOp::DeleteRoom { room })));
+        assert_eq!(hub.known_rooms(), 0);
+    }
+    // Someone back in time keeps it.
+    join(&mut hub, a, "back");
+    hub.handle(a, now, ClientMessage::Leave);
+    join(&mut hub, a, "back");
+    assert!(hub.expire_away(now + 120_000.0).is_empty());
+    hub.handle(a, now + 120_000.0, ClientMessage::Leave);
+    now += 200_000.0;
+    assert_eq!(hub.expire_away(now).len(), 1);
+
+    // A protected room keeps its password while empty (and counts).
+    let c = hello(&mut hub, 3, "c");
+    hub.join(c, now, "vault".into(), &Credential::NewHash("H".into()));
+    let out = hub.handle(c, now, ClientMessage::Leave);
+    assert!(
+        !out.iter()
+            .any(|x| matches!(x, Action::Store(StoreOp::DeleteRoom { .. })))
+    );
+    assert_eq!(
+        hub.room_access("vault"),
+        Ok(RoomAccess::Protected("H".into()))
+    );
+    assert!(hub.expire_away(1e12).is_empty());
+    assert_eq!(hub.known_rooms(), 1);
+}
+
+#[test]
+fn open_rooms_from_the_store_wait_for_their_peers() {
+    let stored = |name: &str, hash: Option<&str>| StoredRoom {
+        name: name.into(),
+        password_hash: hash.map(Into::into),
+        last_active: 0.0,
+        watch: None,
+    };
+    let config = HubConfig {
+        open_linger_ms: 20_000.0,
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::new(
+        config,
+        DocTokens::new([1; 32], 1.0),
+        vec![
+            stored("back", None),
+            stored("nobody", None),
+            stored("kept", Some("H")),
+            stored("retaken", None),
+        ],
+    );
+    assert!(hub.expire_away(1000.0).is_empty());
+    let a = hello(&mut hub, 1, "a");
+    join(&mut hub, a, "back");
+    // Entered and left: it goes after the same wait.
+    let b = hello(&mut hub, 2, "b");
+    join(&mut hub, b, "retaken");
+    hub.handle(b, 2.0, ClientMessage::Leave);
+    assert!(hub.expire_away(15_000.0).is_empty());
+    let out = hub.expire_away(21_000.0);
+    assert_eq!(
+        out,
+        vec![
+            Action::Store(StoreOp::DeleteRoom {
+                room: "nobody".into()
+            }),
+            Action::Store(StoreOp::DeleteRoom {
+                room: "retaken".into()
+            }),
+        ]
+    );
+    // Made again, protected, and left empty: it stays.
+    hub.join(
+        b,
+        22_000.0,
+        "retaken".into(),
+        &Credential::NewHash("H2".into()),
+    );
+    hub.handle(b, 23_000.0, ClientMessage::Leave);
+    assert!(hub.expire_away(1e9).is_empty());
+    assert_eq!(hub.room_access("back"), Ok(RoomAccess::Open));
+    assert_eq!(
+        hub.room_access("kept"),
+        Ok(RoomAccess::Protected("H".into()))
+    );
+    assert_eq!(hub.room_access("nobody"), Ok(RoomAccess::New));
+    assert_eq!(
+        hub.room_access("retaken"),
+        Ok(RoomAccess::Protected("H2".into()))
+    );
+}
+
+#[test]
 fn stored_rooms_keep_their_password_and_watch_state() {
     let snapshot = WatchSnapshot {
         state: WatchState {
@@ -455,8 +643,10 @@ fn idle_rooms_expire_but_occupied_ones_stay() {
     let a = hello(&mut hub, 1, "a");
     join(&mut hub, a, "busy");
     let b = hello(&mut hub, 2, "b");
-    join(&mut hub, b, "idle");
+    // A protected room is kept while empty, for the TTL.
+    hub.join(b, 1.0, "idle".into(), &Credential::NewHash("H".into()));
     hub.disconnect(b, 10.0, true);
+    assert!(hub.expire(900.0).is_empty());
     let out = hub.expire(5000.0);
     assert_eq!(
         out,
@@ -795,7 +985,7 @@ mod fuzz {
         prop_oneof![
             3 => Just(Op::Connect),
             3 => (0..24usize, "[a-zA-Z \u{0}\u{7}é]{0,8}", prop_oneof![Just(1u32), any::<u32>()]).prop_map(|(p, n, v)| Op::Hello(p, n, v)),
-            4 => (0..24usize, room, 0..4u8).prop_map(|(p, r, c)| Op::Join(p, r, c)),
+            4 => (0..24usize, room, 0..5u8).prop_map(|(p, r, c)| Op::Join(p, r, c)),
             1 => (0..24usize).prop_map(Op::Leave),
             4 => (0..24usize, 0..30u64).prop_map(|(p, to)| Op::Signal(p, to)),
             1 => (0..24usize, any::<f64>(), any::<f64>()).prop_map(|(p, pos, rate)| Op::Watch(p, pos, rate)),
@@ -837,6 +1027,7 @@ mod fuzz {
                                 0 => Credential::None,
                                 1 => Credential::NewHash("h".into()),
                                 2 => Credential::Verified("h".into()),
+                                3 => Credential::Unchecked,
                                 _ => Credential::Rejected,
                             };
                             hub.join(p, now, room, &cred)

@@ -52,8 +52,20 @@ pub fn url(addr: SocketAddr, room: &str, query: &str) -> String {
 }
 
 impl DocClient {
-    /// Connects (no sync yet).
+    /// Connects (no sync yet). A document exists only while its room does, and an open
+    /// room only while someone is in it: the room is joined first and kept (see
+    /// [`keep_room`]).
     pub async fn try_connect(
+        addr: SocketAddr,
+        room: &str,
+        query: &str,
+    ) -> Result<DocClient, Ended> {
+        keep_room(addr, room).await;
+        Self::connect_raw(addr, room, query).await
+    }
+
+    /// Connects without making sure the room exists (no sync yet).
+    pub async fn connect_raw(
         addr: SocketAddr,
         room: &str,
         query: &str,
@@ -288,4 +300,112 @@ pub async fn wait_metric(addr: SocketAddr, name: &str, n: u64) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("{name} did not reach {n}");
+}
+
+/// A signaling connection (JSON over `/ws`) that said hello.
+pub struct Signaling {
+    pub ws: Ws,
+}
+
+impl Signaling {
+    pub async fn hello(addr: SocketAddr, name: &str) -> Signaling {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("signaling connect");
+        let mut s = Signaling { ws };
+        s.send(serde_json::json!({
+            "type": "hello",
+            "protocol": portal_proto::PROTOCOL_VERSION,
+            "name": name,
+            "role": "browser",
+        }))
+        .await;
+        let welcome = s.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        s
+    }
+
+    pub async fn send(&mut self, msg: serde_json::Value) {
+        self.ws
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("signaling send");
+    }
+
+    /// The next JSON message within 5 s.
+    pub async fn recv(&mut self) -> serde_json::Value {
+        let next = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(frame) = self.ws.next().await {
+                match frame {
+                    Ok(Message::Text(t)) => return serde_json::from_str(&t).expect("JSON"),
+                    Ok(Message::Close(_)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            panic!("the signaling connection closed")
+        });
+        next.await.expect("a signaling message within 5 s")
+    }
+
+    /// Joins `room` (creating it, protected by `password` if given); the `joined`
+    /// message, or the `error` one.
+    pub async fn join(&mut self, room: &str, password: Option<&str>) -> serde_json::Value {
+        let mut msg = serde_json::json!({"type": "join", "room": room});
+        if let Some(p) = password {
+            msg["password"] = p.into();
+        }
+        self.send(msg).await;
+        loop {
+            let reply = self.recv().await;
+            if reply["type"] == "joined" || reply["type"] == "error" {
+                return reply;
+            }
+        }
+    }
+
+    /// The `docToken` of a `joined` message.
+    pub fn doc_token(joined: &serde_json::Value) -> String {
+        joined["docToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not joined: {joined}"))
+            .to_owned()
+    }
+
+    /// Leaves the room and closes (an open room left empty goes).
+    pub async fn leave(mut self) {
+        self.send(serde_json::json!({"type": "leave"})).await;
+        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}
+
+/// Rooms kept for document tests, by server: one signaling connection in each, reading
+/// (so it answers pings) until the server or the test's runtime goes.
+static KEEPERS: std::sync::Mutex<Vec<(SocketAddr, String, tokio::task::JoinHandle<()>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Makes sure `room` exists on the server at `addr` and stays: joins it (open) from a
+/// signaling connection kept in the background, unless one is there already. A room
+/// that turns out protected is left alone (its document needs a token anyway).
+pub async fn keep_room(addr: SocketAddr, room: &str) {
+    let kept = |keepers: &[(SocketAddr, String, tokio::task::JoinHandle<()>)]| {
+        keepers
+            .iter()
+            .any(|(a, r, task)| *a == addr && r == room && !task.is_finished())
+    };
+    if kept(&KEEPERS.lock().unwrap()) {
+        return;
+    }
+    let mut keeper = Signaling::hello(addr, "room keeper").await;
+    let joined = keeper.join(room, None).await;
+    if joined["type"] != "joined" {
+        return;
+    }
+    let task = tokio::spawn(async move { while let Some(Ok(_)) = keeper.ws.next().await {} });
+    let mut keepers = KEEPERS.lock().unwrap();
+    keepers.retain(|(_, _, task)| !task.is_finished());
+    keepers.push((addr, room.to_owned(), task));
 }

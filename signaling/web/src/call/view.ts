@@ -31,6 +31,7 @@ export interface Feature {
 const ERROR_TEXT: Record<string, string> = {
   roomFull: "This room is full (8 people at most).",
   wrongPassword: "Wrong password for this room.",
+  passwordMismatch: "This room exists without a password; join it without one, or pick another name for a protected room.",
   invalidRoomName: "Room names use letters, digits, '-', '_' and '.'.",
   invalidName: "Please enter a name (up to 64 characters).",
   unsupportedProtocol: "This page is out of date; reload it.",
@@ -250,7 +251,7 @@ export function mountCall(root: HTMLElement, session: Session, features: Feature
   session.on("error", ({ code, message }) => {
     status.textContent = ERROR_TEXT[code] ?? message;
     status.className = "status error";
-    if (code === "roomFull" || code === "wrongPassword") {
+    if (code === "roomFull" || code === "wrongPassword" || code === "passwordMismatch") {
       clearInterval(levelTimer);
       ui.notify(status.textContent);
     }

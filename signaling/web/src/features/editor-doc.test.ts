@@ -8,9 +8,11 @@ import {
   LANGUAGE_LABELS,
   META_MAP,
   PALETTE,
+  PRESENTER_SKEW_MS,
   cleanName,
   colorFor,
   cssString,
+  docClosedMessage,
   followedPresenter,
   initialAwareness,
   isLanguageId,
@@ -19,6 +21,7 @@ import {
   presenters,
   readPeer,
   remoteCursorCss,
+  sanePresenterSince,
   userFor,
   withPresenter,
 } from "./editor-doc";
@@ -193,10 +196,54 @@ describe("which presenter the read-along view follows", () => {
     ).toBe(4);
   });
 
+  it("ignores a start time in the future or out of range", () => {
+    const now = 1_700_000_000_000;
+    // Everyone following whoever claims the furthest future is what this prevents.
+    const states = new Map<number, unknown>([
+      [1, st(true, now - 5000)],
+      [2, st(true, 1e308)],
+      [3, st(true, Number.MAX_VALUE)],
+      [4, st(true, now + PRESENTER_SKEW_MS + 1)],
+      [5, st(true, -1)],
+    ]);
+    expect(followedPresenter(states, now)).toBe(1);
+    expect(presenters(states, now).map((p) => [p.clientID, p.presenterSince])).toEqual([
+      [1, now - 5000],
+      [2, 0],
+      [3, 0],
+      [4, 0],
+      [5, 0],
+    ]);
+    // A little clock skew is fine: a start up to a minute ahead still ranks.
+    states.set(6, st(true, now + PRESENTER_SKEW_MS));
+    expect(followedPresenter(states, now)).toBe(6);
+    expect(readPeer(2, st(true, 1e308), now)?.presenterSince).toBe(0);
+  });
+
+  it("judges start times against the given clock", () => {
+    expect(sanePresenterSince(PRESENTER_SKEW_MS + 1, 0)).toBe(0);
+    expect(sanePresenterSince(PRESENTER_SKEW_MS, 0)).toBe(PRESENTER_SKEW_MS);
+    expect(sanePresenterSince(5000, 5000 - PRESENTER_SKEW_MS)).toBe(5000);
+    expect(sanePresenterSince(5000, 4999 - PRESENTER_SKEW_MS)).toBe(0);
+    for (const bad of [Number.NaN, Infinity, -Infinity, -0.5, "1", null, undefined, {}]) expect(sanePresenterSince(bad, 1e12)).toBe(0);
+    // Without a clock, now.
+    expect(readPeer(1, st(true, Date.now() + 10 * PRESENTER_SKEW_MS))?.presenterSince).toBe(0);
+    expect(readPeer(1, st(true, Date.now() - 1000))?.presenterSince).toBeGreaterThan(0);
+  });
+
   it("ranks a missing or bad start time as 0", () => {
     expect(followedPresenter(new Map([[5, st(true)], [6, st(true, 1)]]))).toBe(6);
     expect(followedPresenter(new Map([[5, st(true, "soon")], [3, st(true, Number.NaN)]]))).toBe(3);
     expect(followedPresenter(new Map([[5, st(true, Infinity)], [6, st(true, 1)]]))).toBe(6);
+  });
+});
+
+describe("document close codes", () => {
+  it("says why the document stopped for the codes that are not retried", () => {
+    expect(docClosedMessage(4404)).toMatch(/gone/);
+    expect(docClosedMessage(4401)).toMatch(/password/);
+    expect(docClosedMessage(4413)).toMatch(/too large/);
+    expect(docClosedMessage(4400)).toBe("Disconnected from the document (4400).");
   });
 });
 

@@ -33,8 +33,10 @@
 //   Remote states are untrusted: every reader here validates (`readPeer`).
 //
 // Which presenter to follow (`followedPresenter`): among states with `presenter === true`,
-// the one with the largest `presenterSince` (a missing or non-finite value counts as 0);
-// on a tie the lower clientID. Several people may present at once; the kiosk follows the
+// the one with the largest `presenterSince`; on a tie the lower clientID. A start time
+// that is missing, not a finite number, negative, or later than now (server time) plus
+// `PRESENTER_SKEW_MS` counts as 0: nobody wins the follow by claiming to start in the
+// future (`1e308`). The server strips `presenter` from read-only viewers' states. Several people may present at once; the kiosk follows the
 // most recent one and falls back to the previous one when it stops. No presenter: the
 // kiosk shows the top of the document.
 
@@ -140,6 +142,17 @@ export function withPresenter<T extends Partial<EditorAwareness>>(state: T, on: 
   return { ...(rest as T), presenter: true, presenterSince: since };
 }
 
+/** How far in the future (server ms) a `presenterSince` may be: clocks differ a little. */
+export const PRESENTER_SKEW_MS = 60_000;
+
+/**
+ * A remote `presenterSince` as it ranks: the value when it is a plausible start time
+ * (finite, not negative, at most `now + PRESENTER_SKEW_MS`), else 0.
+ */
+export function sanePresenterSince(value: unknown, now: number): number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= now + PRESENTER_SKEW_MS ? value : 0;
+}
+
 /** What a display needs from one (untrusted) awareness state. */
 export interface PeerView {
   clientID: number;
@@ -147,7 +160,7 @@ export interface PeerView {
   color: string;
   colorLight: string;
   presenter: boolean;
-  /** 0 when not presenting or not given. */
+  /** 0 when not presenting, not given or not plausible (see `sanePresenterSince`). */
   presenterSince: number;
   hasSelection: boolean;
 }
@@ -161,9 +174,10 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /**
  * Reads one awareness state, validating every field; `null` for an empty state (a
- * client that is going away). Bad colours fall back to the name's colour.
+ * client that is going away). Bad colours fall back to the name's colour. `now` is the
+ * server time in ms (the signaling clock), against which `presenterSince` is judged.
  */
-export function readPeer(clientID: number, state: unknown): PeerView | null {
+export function readPeer(clientID: number, state: unknown, now: number = Date.now()): PeerView | null {
   if (!isRecord(state) || Object.keys(state).length === 0) return null;
   const user = isRecord(state.user) ? state.user : {};
   const name = cleanName(user.name);
@@ -179,7 +193,7 @@ export function readPeer(clientID: number, state: unknown): PeerView | null {
     color,
     colorLight,
     presenter,
-    presenterSince: presenter && typeof since === "number" && Number.isFinite(since) ? since : 0,
+    presenterSince: presenter ? sanePresenterSince(since, now) : 0,
     hasSelection: isRecord(sel) && sel.anchor != null && sel.head != null,
   };
 }
@@ -187,28 +201,45 @@ export function readPeer(clientID: number, state: unknown): PeerView | null {
 type States = ReadonlyMap<number, unknown> | Iterable<readonly [number, unknown]>;
 
 /** Everyone with a state, sorted by name then clientID. */
-export function peers(states: States): PeerView[] {
+export function peers(states: States, now: number = Date.now()): PeerView[] {
   const out: PeerView[] = [];
   for (const [id, state] of states) {
-    const p = readPeer(id, state);
+    const p = readPeer(id, state, now);
     if (p) out.push(p);
   }
   return out.sort((a, b) => a.name.localeCompare(b.name) || a.clientID - b.clientID);
 }
 
 /** Presenters in follow order: the one to follow first (see the header's rule). */
-export function presenters(states: States): PeerView[] {
+export function presenters(states: States, now: number = Date.now()): PeerView[] {
   const list: PeerView[] = [];
   for (const [id, state] of states) {
-    const p = readPeer(id, state);
+    const p = readPeer(id, state, now);
     if (p?.presenter) list.push(p);
   }
   return list.sort((a, b) => b.presenterSince - a.presenterSince || a.clientID - b.clientID);
 }
 
 /** The clientID the read-along view follows, or null when nobody presents. */
-export function followedPresenter(states: States): number | null {
-  return presenters(states)[0]?.clientID ?? null;
+export function followedPresenter(states: States, now: number = Date.now()): number | null {
+  return presenters(states, now)[0]?.clientID ?? null;
+}
+
+/**
+ * What the editor says when the server ended its document connection for good (the
+ * 44xx close codes, which y-websocket does not retry; see the README's close codes).
+ */
+export function docClosedMessage(code: number): string {
+  switch (code) {
+    case 4413:
+      return "The document is too large: new changes are not saved.";
+    case 4404:
+      return "The room's document is gone; it comes back when you rejoin the room.";
+    case 4401:
+      return "The room is protected now: rejoin it with its password to edit.";
+    default:
+      return `Disconnected from the document (${code}).`;
+  }
 }
 
 /** `text` as a CSS string literal: anything but plain characters becomes a hex escape. */

@@ -20,6 +20,7 @@ import {
   LANGUAGE_KEY,
   LANGUAGE_LABELS,
   META_MAP,
+  docClosedMessage,
   followedPresenter,
   initialAwareness,
   isLanguageId,
@@ -154,11 +155,16 @@ class EditorPanel {
     );
   }
 
-  /** A (re)join hands out a fresh document token: the next connection uses it. */
+  /**
+   * A (re)join hands out a fresh document token: the next connection uses it. A
+   * connection the server ended for good (the room went, or was protected since) is
+   * opened again: being in the room again is what the document needs.
+   */
   private onJoined(): void {
     const p = this.provider;
     if (!p) return;
     if (this.session.docToken) p.params = { ...p.params, token: this.session.docToken };
+    if (!p.shouldConnect) p.connect();
   }
 
   private build({ monaco, Y, WebsocketProvider, MonacoBinding }: Runtime): void {
@@ -231,7 +237,7 @@ class EditorPanel {
       showStatus();
     });
     provider.on("closed", ({ code }: { code: number }) => {
-      this.status.textContent = code === 4413 ? "The document is too large: new changes are not saved." : `Disconnected from the document (${code}).`;
+      this.status.textContent = docClosedMessage(code);
     });
     showStatus();
 
@@ -241,9 +247,9 @@ class EditorPanel {
       modelLanguage: () => model.getLanguageId(),
       clientID: () => doc.clientID,
       synced: () => provider.synced,
-      peers: () => peers(awareness.getStates()),
-      presenters: () => presenters(awareness.getStates()).map((p) => p.clientID),
-      followed: () => followedPresenter(awareness.getStates()),
+      peers: () => peers(awareness.getStates(), this.session.serverNow()),
+      presenters: () => presenters(awareness.getStates(), this.session.serverNow()).map((p) => p.clientID),
+      followed: () => followedPresenter(awareness.getStates(), this.session.serverNow()),
     };
 
     this.teardown.push(() => {
@@ -268,8 +274,9 @@ class EditorPanel {
   }
 
   private renderPeople(states: Map<number, unknown>, self: number): void {
-    const list = peers(states);
-    const followed = followedPresenter(states);
+    const now = this.session.serverNow();
+    const list = peers(states, now);
+    const followed = followedPresenter(states, now);
     this.people.replaceChildren(
       ...list.map((p) => {
         const you = p.clientID === self;

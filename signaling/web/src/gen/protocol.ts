@@ -20,9 +20,15 @@ export type ServerMessage = { "type": "welcome", protocol: number, peerId: PeerI
 /**
  * Grants access to the room's shared document at `/yjs/{room}?token=...`.
  */
-docToken: string, } | { "type": "left", room: string, } | { "type": "peerJoined", peer: PeerInfo, } | { "type": "peerLeft", peerId: PeerId, } | { "type": "signal", from: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, serverTime: number, by?: PeerId, } | { "type": "pong", id: number, clientTime: number, serverTime: number, } | { "type": "rooms", rooms: Array<RoomOccupancy>, } | { "type": "error", code: ErrorCode, message: string, };
+docToken: string, 
+/**
+ * Whether the room is password-protected. Protection is decided when the room
+ * is created and never changes, so a client that was given a password can refuse
+ * a room that turns out open. Absent (from an older server) reads as false.
+ */
+protected: boolean, } | { "type": "left", room: string, } | { "type": "peerJoined", peer: PeerInfo, } | { "type": "peerLeft", peerId: PeerId, } | { "type": "signal", from: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, serverTime: number, by?: PeerId, } | { "type": "pong", id: number, clientTime: number, serverTime: number, } | { "type": "rooms", rooms: Array<RoomOccupancy>, } | { "type": "error", code: ErrorCode, message: string, };
 
-export type ErrorCode = "badRequest" | "unsupportedProtocol" | "helloRequired" | "alreadyHello" | "notInRoom" | "alreadyInRoom" | "invalidRoomName" | "invalidName" | "roomFull" | "wrongPassword" | "unknownPeer" | "tooLarge" | "rateLimited" | "idleTimeout" | "serverFull" | "tooManyRooms" | "shuttingDown" | "internal";
+export type ErrorCode = "badRequest" | "unsupportedProtocol" | "helloRequired" | "alreadyHello" | "notInRoom" | "alreadyInRoom" | "invalidRoomName" | "invalidName" | "roomFull" | "wrongPassword" | "passwordMismatch" | "unknownPeer" | "tooLarge" | "rateLimited" | "idleTimeout" | "serverFull" | "tooManyRooms" | "shuttingDown" | "internal";
 
 export type PeerInfo = { id: PeerId, name: string, role: Role, };
 

@@ -15,6 +15,7 @@ const DOCS = `${BASE}/yjs`;
 const HTTP = BASE.replace(/^ws/, "http");
 
 let open = [];
+let keepers = [];
 
 /** Destroys every client (the doc too: it stops the awareness timer). */
 function closeAll() {
@@ -25,7 +26,30 @@ function closeAll() {
   open = [];
 }
 
-afterEach(closeAll);
+afterEach(() => {
+  closeAll();
+  for (const k of keepers) k.close();
+  keepers = [];
+});
+
+/**
+ * A document exists only while its room does, and an open room only while someone is
+ * in it: joins `room` (open) from a signaling connection kept until the test ends.
+ */
+async function keepRoom(room) {
+  const ws = new WebSocket(`${BASE}/ws`);
+  keepers.push(ws);
+  const inbox = [];
+  ws.on("message", (data) => inbox.push(JSON.parse(data.toString())));
+  await new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  ws.send(JSON.stringify({ type: "hello", protocol: 1, name: "keeper", role: "browser" }));
+  await until(() => inbox.some((m) => m.type === "welcome"), "welcome");
+  ws.send(JSON.stringify({ type: "join", room }));
+  await until(() => inbox.some((m) => m.type === "joined"), `joined ${room}`);
+}
 
 /** A stock provider on `room`; `params` become the query string. */
 function connect(room, params = {}) {
@@ -52,6 +76,12 @@ const synced = (c) => until(() => c.provider.synced, "sync");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let rooms = 0;
 const freshRoom = (name) => `${name}-${process.pid}-${++rooms}`;
+/** A fresh room that exists (kept by a member) for the rest of the test. */
+async function openRoom(name) {
+  const room = freshRoom(name);
+  await keepRoom(room);
+  return room;
+}
 
 async function loadedDocs() {
   // A fresh connection each time: a kept-alive one would hold the process open.
@@ -80,7 +110,7 @@ async function everyoneLeaves() {
 }
 
 test("two providers edit one text at once and converge; a late one gets it all", async () => {
-  const room = freshRoom("converge");
+  const room = await openRoom("converge");
   const a = connect(room);
   const b = connect(room);
   await synced(a);
@@ -102,7 +132,7 @@ test("two providers edit one text at once and converge; a late one gets it all",
 });
 
 test("the awareness of a client that vanishes goes away for the others", async () => {
-  const room = freshRoom("awareness");
+  const room = await openRoom("awareness");
   const a = connect(room);
   const b = connect(room);
   await synced(a);
@@ -117,7 +147,7 @@ test("the awareness of a client that vanishes goes away for the others", async (
 });
 
 test("a read-only client's edits reach neither the others nor the store", async () => {
-  const room = freshRoom("readonly");
+  const room = await openRoom("readonly");
   const w = connect(room);
   const r = connect(room, { readonly: "1" });
   await synced(w);
