@@ -99,8 +99,47 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (room, seq)
      );",
     // 3: a room's document goes with the room; the bytes of documents are counted.
-    crate::docs::MIGRATION_FOLLOW_ROOMS,
+    MIGRATION_FOLLOW_ROOMS,
 ];
+
+/// Migration: documents follow their rooms, and the bytes they take are counted.
+///
+/// - Documents of rooms that no longer exist (earlier versions left them) are deleted,
+///   and so is a room's document whenever the room is deleted.
+/// - Every stored document has a snapshot row (a document that never had one gets an
+///   empty one at position 0), so `doc_snapshots` counts the stored documents.
+/// - `doc_totals` holds the bytes of every snapshot and logged update, kept by triggers,
+///   for the cap on the store's documents.
+const MIGRATION_FOLLOW_ROOMS: &str = "
+    DELETE FROM doc_updates WHERE room NOT IN (SELECT name FROM rooms);
+    DELETE FROM doc_snapshots WHERE room NOT IN (SELECT name FROM rooms);
+    INSERT INTO doc_snapshots (room, seq, state, updated_at)
+        SELECT DISTINCT room, 0, x'0000', 0 FROM doc_updates
+        WHERE room NOT IN (SELECT room FROM doc_snapshots);
+    CREATE TABLE doc_totals (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+    INSERT INTO doc_totals (id, bytes) VALUES (1,
+        (SELECT coalesce(sum(length(state)), 0) FROM doc_snapshots)
+        + (SELECT coalesce(sum(length(data)), 0) FROM doc_updates));
+    CREATE TRIGGER doc_updates_added AFTER INSERT ON doc_updates BEGIN
+        UPDATE doc_totals SET bytes = bytes + length(NEW.data);
+    END;
+    CREATE TRIGGER doc_updates_removed AFTER DELETE ON doc_updates BEGIN
+        UPDATE doc_totals SET bytes = bytes - length(OLD.data);
+    END;
+    CREATE TRIGGER doc_snapshots_added AFTER INSERT ON doc_snapshots BEGIN
+        UPDATE doc_totals SET bytes = bytes + length(NEW.state);
+    END;
+    CREATE TRIGGER doc_snapshots_replaced AFTER UPDATE OF state ON doc_snapshots BEGIN
+        UPDATE doc_totals SET bytes = bytes + length(NEW.state) - length(OLD.state);
+    END;
+    CREATE TRIGGER doc_snapshots_removed AFTER DELETE ON doc_snapshots BEGIN
+        UPDATE doc_totals SET bytes = bytes - length(OLD.state);
+    END;
+    CREATE TRIGGER rooms_take_their_documents AFTER DELETE ON rooms BEGIN
+        DELETE FROM doc_updates WHERE room = OLD.name;
+        DELETE FROM doc_snapshots WHERE room = OLD.name;
+    END;
+";
 
 impl Store {
     /// Opens (or creates) `{dir}/portal.sqlite3` and starts the store thread.

@@ -84,6 +84,35 @@ pub(crate) fn docs(server_bin: &Path, repo_root: &Path, quick: bool) -> Result<S
     Ok(report(&portal, &node, plan))
 }
 
+/// Joins and leaves `room` on Portal's signaling socket, so the room (and with it its
+/// document) exists.
+async fn make_room(server: &Server, room: &str) -> Result<()> {
+    let url = format!("ws://{}/ws", server.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .with_context(|| format!("connect to {url}"))?;
+    let hello = r#"{"type":"hello","protocol":1,"name":"bench","role":"browser"}"#;
+    let join = format!(r#"{{"type":"join","room":"{room}"}}"#);
+    for (msg, want) in [(hello.to_owned(), "welcome"), (join, "joined")] {
+        ws.send(Message::Text(msg.into())).await?;
+        loop {
+            let Some(frame) = ws.next().await else {
+                bail!("the server closed while making {room}");
+            };
+            if let Message::Text(text) = frame? {
+                if text.contains(&format!(r#""type":"{want}""#)) {
+                    break;
+                }
+                if text.contains(r#""type":"error""#) {
+                    bail!("making {room}: {text}");
+                }
+            }
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(())
+}
+
 /// What one step measured.
 #[derive(Debug, Clone)]
 struct Step {
@@ -229,6 +258,13 @@ async fn measure(server: &Server, path: &str, plan: &Plan) -> Result<Series> {
         dropped: AtomicU64::new(0),
         latency: Histogram::new(),
     });
+    if path == "/yjs/" {
+        // Portal keeps documents only for rooms that exist: make each room first (an
+        // emptied open room lingers, its document with it).
+        for room in 0..ROOMS {
+            make_room(server, &format!("bench-docs-{room}")).await?;
+        }
+    }
     let mut tasks = Vec::new();
     for room in 0..ROOMS {
         for _ in 0..PER_ROOM {

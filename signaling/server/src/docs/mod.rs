@@ -71,9 +71,6 @@ pub use metrics::{DocsMetrics, Rejection};
 use crate::store::Store;
 use actor::{Actor, ToRoom};
 
-/// The store's migration that ties documents to their rooms (see `persist`).
-pub(crate) use persist::FOLLOW_ROOMS as MIGRATION_FOLLOW_ROOMS;
-
 /// Messages queued for one room before connections wait.
 const ROOM_QUEUE: usize = 1024;
 
