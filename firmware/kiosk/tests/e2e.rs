@@ -137,7 +137,9 @@ async fn kiosk_calls_chromium_with_chat_and_files() {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|c| c["text"] == json!("hello from Chromium") && c["from"] == json!("Browser"))
+                // The line claims to be from "Browser"; the kiosk shows the name the
+                // server admitted the peer with.
+                .any(|c| c["text"] == json!("hello from Chromium") && c["from"] == json!("Ada"))
         })
         .await;
     let (code, body) = kiosk
