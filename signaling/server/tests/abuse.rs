@@ -8,8 +8,8 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{Client, Ws, http_get, next_text, recv, send};
-use portal_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, Role, ServerMessage};
+use common::{Client, Ws, http_get, next_text};
+use portal_proto::{ClientMessage, ErrorCode, Role, ServerMessage};
 use portal_testkit::ServerProc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -31,24 +31,11 @@ async fn tcp_from(from: IpAddr, to: SocketAddr) -> TcpStream {
 /// A signaling client connected from `from`, after `hello`.
 async fn client_from(server: &ServerProc, from: IpAddr, name: &str, role: Role) -> Client {
     let tcp = tcp_from(from, server.addr).await;
-    let (mut ws, _): (Ws, _) =
+    let (ws, _): (Ws, _) =
         tokio_tungstenite::client_async(server.ws_url(), MaybeTlsStream::Plain(tcp))
             .await
             .expect("websocket handshake");
-    send(
-        &mut ws,
-        &ClientMessage::Hello {
-            protocol: PROTOCOL_VERSION,
-            name: name.into(),
-            role,
-            resume: None,
-        },
-    )
-    .await;
-    match recv(&mut ws).await {
-        ServerMessage::Welcome { peer_id, .. } => Client { ws, id: peer_id },
-        other => panic!("expected welcome, got {other:?}"),
-    }
+    Client::hello_over(ws, name, role).await
 }
 
 /// Sends `join` and returns the raw text of the answer (to see which fields it has).

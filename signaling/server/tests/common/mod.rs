@@ -34,7 +34,11 @@ impl Client {
     }
 
     pub async fn hello_as(server: &ServerProc, name: &str, role: Role) -> Client {
-        let mut ws = connect(server).await;
+        Self::hello_over(connect(server).await, name, role).await
+    }
+
+    /// Says hello over a WebSocket already open (from a chosen address, say).
+    pub async fn hello_over(mut ws: Ws, name: &str, role: Role) -> Client {
         send(
             &mut ws,
             &ClientMessage::Hello {
