@@ -17,12 +17,16 @@ use std::time::Duration;
 use common::{Browser, Kiosk, Server, peer, u};
 use portal_testkit::TempDir;
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
 
-/// An X server of our own, on the first free display number from 90.
+/// An X server of our own. Xvfb picks a free display number itself (`-displayfd`) and
+/// prints it once it listens: choosing the number here raced between tests running in
+/// parallel (two took the same free number, and when the first one's Xvfb went away
+/// the other's kiosk lost its display).
 struct Xvfb {
     child: Child,
     display: String,
@@ -30,33 +34,38 @@ struct Xvfb {
 
 impl Xvfb {
     async fn start() -> Xvfb {
-        let n = (90..200)
-            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
-            .expect("a free X display number");
-        let display = format!(":{n}");
-        let child = Command::new("Xvfb")
-            .arg(&display)
+        let mut child = Command::new("Xvfb")
             .args([
+                "-displayfd",
+                "1",
                 "-screen",
                 "0",
                 &format!("{WIDTH}x{HEIGHT}x24"),
                 "-nolisten",
                 "tcp",
             ])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("Xvfb starts (apt-get install xvfb)");
-        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-        for _ in 0..100 {
-            if socket.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let stdout = child.stdout.take().expect("Xvfb's stdout");
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .expect("Xvfb announces its display within 10 s")
+        .expect("Xvfb's stdout reads");
+        let n: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb printed {line:?}, not a display number"));
+        Xvfb {
+            child,
+            display: format!(":{n}"),
         }
-        assert!(socket.exists(), "Xvfb made no socket for {display}");
-        Xvfb { child, display }
     }
 }
 
