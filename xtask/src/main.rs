@@ -10,6 +10,9 @@
 
 mod bench;
 mod cycles;
+mod demo;
+mod setup;
+mod tally;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,39 +20,9 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
-
-/// Debian packages: build (-dev), run and test (FIELD-NOTES.md keeps the reasons).
-const APT_PACKAGES: &[&str] = &[
-    "pkg-config",
-    "libgstreamer1.0-dev",
-    "libgstreamer-plugins-base1.0-dev",
-    "libasound2-dev",
-    "libudev-dev",
-    "libinput-dev",
-    "libgbm-dev",
-    "libdrm-dev",
-    "libxkbcommon-dev",
-    "libfontconfig-dev",
-    "libclang-dev",
-    "gstreamer1.0-tools",
-    "gstreamer1.0-plugins-base",
-    "gstreamer1.0-plugins-good",
-    "gstreamer1.0-plugins-bad",
-    "gstreamer1.0-plugins-ugly",
-    "gstreamer1.0-libav",
-    "gstreamer1.0-alsa",
-    "chromium",
-    "xvfb",
-    "libgl1-mesa-dri",
-    "libegl1",
-    "rauc",
-    "dbus",
-    "squashfs-tools",
-    "openssl",
-];
-
-/// npm projects, relative to the repository root.
-const NPM_PROJECTS: &[&str] = &["signaling/web"];
+use demo::demo;
+use setup::setup;
+use tally::Tally;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Portal's project commands")]
@@ -153,71 +126,6 @@ fn display(cmd: &Command) -> String {
 
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn setup(root: &Path) -> Result<()> {
-    let mut wanted: Vec<&str> = APT_PACKAGES.to_vec();
-    if !have("node") || !have("npm") {
-        wanted.extend(["nodejs", "npm"]);
-    }
-    let missing: Vec<&str> = wanted
-        .into_iter()
-        .filter(|p| {
-            !Command::new("dpkg-query")
-                .args(["-W", "-f=${Status}", p])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-        })
-        .collect();
-    if !missing.is_empty() {
-        let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
-        let apt = |args: &[&str]| {
-            let mut cmd = Command::new(sudo.first().copied().unwrap_or("apt-get"));
-            if !sudo.is_empty() {
-                cmd.arg("apt-get");
-            }
-            cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-            cmd
-        };
-        run(&mut apt(&["update", "-qq"]))?;
-        let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
-        install.args(&missing);
-        run(&mut install)?;
-    }
-    for project in NPM_PROJECTS {
-        npm_ci(&root.join(project))?;
-    }
-    Ok(())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
-/// `npm ci`, skipped when node_modules already matches the lock file.
-pub(crate) fn npm_ci(dir: &Path) -> Result<()> {
-    let lock = dir.join("package-lock.json");
-    let installed = dir.join("node_modules/.package-lock.json");
-    let fresh = match (std::fs::metadata(&lock), std::fs::metadata(&installed)) {
-        (Ok(l), Ok(i)) => i.modified()? >= l.modified()?,
-        _ => false,
-    };
-    if !fresh {
-        run(Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir))?;
-    }
-    Ok(())
 }
 
 fn web_build(root: &Path) -> Result<()> {
@@ -347,179 +255,6 @@ fn e2e(root: &Path, files: &[String], tally: &mut Tally) -> Result<()> {
     tally.run("browser e2e tests (Chromium)", &mut cmd)
 }
 
-/// Adds up what every test runner reports, so the run ends with one plain line.
-#[derive(Default)]
-struct Tally {
-    passed: u64,
-    failed: u64,
-    failures: Vec<String>,
-}
-
-impl Tally {
-    /// Runs a test command, echoing its output and reading its counts.
-    fn run(&mut self, what: &str, cmd: &mut Command) -> Result<()> {
-        use std::io::BufRead as _;
-        eprintln!("$ {}", display(cmd));
-        let mut child = cmd
-            .env("NO_COLOR", "1")
-            .env("FORCE_COLOR", "0")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", display(cmd)))?;
-        let stdout = child.stdout.take().expect("piped");
-        let (mut passed, mut failed) = (0u64, 0u64);
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line?;
-            println!("{line}");
-            let (p, f) = counts(&line);
-            passed += p;
-            failed += f;
-        }
-        let status = child.wait()?;
-        self.passed += passed;
-        self.failed += failed;
-        eprintln!("{what}: {passed} passed, {failed} failed");
-        if !status.success() {
-            self.failures.push(format!("{what} ({status})"));
-            if failed == 0 {
-                self.failed += 1;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> Result<()> {
-        println!("{} passed, {} failed", self.passed, self.failed);
-        if self.failures.is_empty() && self.failed == 0 {
-            Ok(())
-        } else {
-            bail!("failed: {}", self.failures.join("; "))
-        }
-    }
-}
-
-/// Pass and fail counts from one line of cargo test, node --test (TAP) or vitest.
-fn counts(line: &str) -> (u64, u64) {
-    let line = line.trim();
-    let number_before = |text: &str, word: &str| -> u64 {
-        text.split(word)
-            .next()
-            .and_then(|head| head.split_whitespace().last())
-            .and_then(|n| n.trim_start_matches('(').parse().ok())
-            .unwrap_or(0)
-    };
-    if let Some(rest) = line.strip_prefix("test result: ") {
-        // cargo: "test result: ok. 12 passed; 0 failed; 0 ignored; ..."
-        let passed = rest
-            .split(';')
-            .find(|p| p.contains("passed"))
-            .map_or(0, |p| number_before(p, " passed"));
-        let failed = rest
-            .split(';')
-            .find(|p| p.contains("failed"))
-            .map_or(0, |p| number_before(p, " failed"));
-        return (passed, failed);
-    }
-    if let Some(n) = line.strip_prefix("# pass ") {
-        return (n.trim().parse().unwrap_or(0), 0);
-    }
-    if let Some(n) = line.strip_prefix("# fail ") {
-        return (0, n.trim().parse().unwrap_or(0));
-    }
-    if let Some(rest) = line.strip_prefix("Tests ") {
-        // vitest: "Tests  6 passed (6)" or "Tests  1 failed | 5 passed (6)"
-        let passed = rest
-            .split('|')
-            .find(|p| p.contains("passed"))
-            .map_or(0, |p| number_before(p, " passed"));
-        let failed = rest
-            .split('|')
-            .find(|p| p.contains("failed"))
-            .map_or(0, |p| number_before(p, " failed"));
-        return (passed, failed);
-    }
-    (0, 0)
-}
-
-fn demo(root: &Path, bind: &str, room: &str) -> Result<()> {
-    setup(root)?;
-    web_build(root)?;
-    run(cargo().args([
-        "build",
-        "--quiet",
-        "-p",
-        "portal-signaling",
-        "--bin",
-        "portal-server",
-        "-p",
-        "portal-kiosk",
-        "--bin",
-        "portal-kiosk",
-    ]))?;
-    let bin = target_dir(root).join("debug/portal-server");
-    let data = root.join("target/demo-data");
-    eprintln!("starting the rooms server and a kiosk; stop with Ctrl-C");
-    let mut server = Command::new(&bin)
-        .args(["--bind", bind, "--data-dir"])
-        .arg(&data)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
-    let stdout = server.stdout.take().expect("piped");
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)?;
-    let base = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or("http://127.0.0.1:8080")
-        .to_owned();
-    let ws = base.replacen("http", "ws", 1);
-    let kiosk_bin = target_dir(root).join("debug/portal-kiosk");
-    let token_file = root.join("target/demo-kiosk/status-token");
-    let mut kiosk = Command::new(&kiosk_bin);
-    kiosk
-        .args(["--server", &ws, "--room", room, "--name", "Demo kiosk"])
-        .args(["--status-addr", "127.0.0.1:0", "--file-policy", "ask"])
-        .arg("--status-token-file")
-        .arg(&token_file)
-        .arg("--files-dir")
-        .arg(root.join("target/demo-files"))
-        .stdout(std::process::Stdio::piped());
-    let windowed =
-        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
-    if !windowed {
-        kiosk.arg("--headless");
-    }
-    let mut kiosk = kiosk
-        .spawn()
-        .with_context(|| format!("cannot start {}", kiosk_bin.display()))?;
-    let kiosk_out = kiosk.stdout.take().expect("piped");
-    let mut status = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(kiosk_out), &mut status)?;
-    let status = status.trim().trim_start_matches("status on ").to_owned();
-    println!();
-    println!("  Portal is running.");
-    println!("  Open {base}/r/{room} in a browser: the kiosk \"Demo kiosk\" is in that room.");
-    if windowed {
-        println!("  The kiosk's window is open on this display.");
-    } else {
-        println!("  No display here, so the kiosk runs headless; its state:");
-        println!(
-            "    curl -H \"Authorization: Bearer $(cat {})\" {status}/status",
-            token_file.display()
-        );
-    }
-    println!("  Server health: {base}/healthz   Metrics: {base}/metrics");
-    println!();
-    let exit = server.wait()?;
-    let _ = kiosk.kill();
-    let _ = kiosk.wait();
-    if !exit.success() {
-        bail!("portal-server exited with {exit}");
-    }
-    Ok(())
-}
-
 fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
@@ -579,26 +314,4 @@ fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
         println!("{report}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::counts;
-
-    #[test]
-    fn reads_every_runner() {
-        assert_eq!(
-            counts("test result: ok. 12 passed; 0 failed; 0 ignored; 0 measured"),
-            (12, 0)
-        );
-        assert_eq!(
-            counts("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
-            (3, 2)
-        );
-        assert_eq!(counts("# pass 4"), (4, 0));
-        assert_eq!(counts("# fail 1"), (0, 1));
-        assert_eq!(counts("      Tests  6 passed (6)"), (6, 0));
-        assert_eq!(counts("Tests  1 failed | 5 passed (6)"), (5, 1));
-        assert_eq!(counts("running 3 tests"), (0, 0));
-    }
 }

@@ -59,7 +59,7 @@ const QUICK: Plan = Plan {
 /// Runs the benchmark; returns a Markdown report.
 pub(crate) fn docs(server_bin: &Path, repo_root: &Path, quick: bool) -> Result<String> {
     let peer_dir = repo_root.join("xtask/peers/yjs-node");
-    crate::npm_ci(&peer_dir)?;
+    crate::setup::npm_ci(&peer_dir)?;
     let node_server = peer_dir.join("node_modules/@y/websocket-server/src/server.js");
     if !node_server.is_file() {
         bail!("{} is missing after npm ci", node_server.display());

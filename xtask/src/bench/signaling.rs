@@ -103,7 +103,7 @@ pub(crate) fn signaling(server_bin: &Path, repo_root: &Path, quick: bool) -> Res
         );
     }
     let relay_dir = repo_root.join("xtask/peers/socketio-relay");
-    crate::npm_ci(&relay_dir)?;
+    crate::setup::npm_ci(&relay_dir)?;
     let plan = if quick { &QUICK } else { &FULL };
     // One worker per core, like the server's runtime: the generator must keep up with
     // whichever server is faster.
