@@ -41,4 +41,4 @@ pub use engine::{
 pub use file_key::{BadFileId, FileKey, FileRef};
 pub use room::{OfferRole, Peer};
 pub use stage::StageReason;
-pub use transfer::{FileAction, ReceivePolicy, Transfer, TransferState};
+pub use transfer::{FileAction, FileStats, ReceivePolicy, Transfer, TransferState};

@@ -28,6 +28,9 @@ use portal_proto::media::{Channel, Codec, ConnectionState, Slot};
 use portal_proto::{IceServer, PeerId, SignalData};
 use tokio::sync::mpsc;
 
+/// How long a received file chunk waits for the disk before it is dropped.
+const FILE_DISK_WAIT: Duration = Duration::from_secs(30);
+
 /// What the session asks a link to do.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -117,6 +120,9 @@ pub(crate) struct LinkSetup {
     pub gates: crate::media::Gates,
     /// Where decoded video goes besides the status endpoint (the touch screen).
     pub frames: Option<FrameRoute>,
+    /// Received file bytes this peer may have on their way to the disk
+    /// ([`crate::files::Budget`]): a chunk waits here for its share.
+    pub file_budget: crate::files::Budget,
 }
 
 /// Takes each decoded video frame of one peer, with the slot it came in on.
@@ -371,7 +377,19 @@ impl Running {
                     self.report(LinkEvent::FileText(text)).await;
                 }
                 (Channel::File, ChannelMessage::Binary(frame)) => {
-                    self.report(LinkEvent::FileBinary(frame.to_vec())).await;
+                    // Back-pressure: while the disk is behind with this peer's chunks, this
+                    // link stops reading its data channel (and SCTP slows the sender).
+                    let wait = self.setup.file_budget.acquire_many(frame.len() as u32);
+                    match tokio::time::timeout(FILE_DISK_WAIT, wait).await {
+                        Ok(Ok(permit)) => {
+                            permit.forget();
+                            self.report(LinkEvent::FileBinary(frame.to_vec())).await;
+                        }
+                        // A disk this far behind fails the transfer (its digest will not match).
+                        _ => {
+                            tracing::warn!(%remote, "file chunk dropped: the disk is too far behind");
+                        }
+                    }
                 }
                 (Channel::Chat, ChannelMessage::Binary(_)) => {
                     tracing::debug!(%remote, "binary frame on the chat channel ignored");

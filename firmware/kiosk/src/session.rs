@@ -7,24 +7,26 @@
 //! the media gates, file I/O in the download directory, and the engine's events to the
 //! touch screen ([`CallView`]) and to whoever watches the call state. Decisions (hello and
 //! join, what is final, who offers, which offer a bare id means, whose picture a snapshot
-//! takes, what muting does) are the engine's; this file only translates.
+//! takes, what muting does) are the engine's; this file only translates. File transfers'
+//! glue is in [`transfers`]; their disk I/O runs on the file worker's thread.
+
+mod transfers;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
-use portal_engine::{CallState, Engine, EngineConfig, Event, FileAction, FileKey, Input, Output};
+use portal_engine::{CallState, Engine, EngineConfig, Event, Input, Output};
 use portal_net::Negotiation;
 use portal_net::signaling::{self, SignalingTransport, TransportConfig, TransportEvent};
 use portal_proto::PeerId;
-use portal_proto::channel::TransferSide;
 use portal_proto::media::{Codec, ConnectionState};
 use tokio::sync::{mpsc, watch};
 
 use crate::call_view::CallView;
 use crate::config::Config;
-use crate::files::FileStore;
+use crate::files::{Budget, Credit, FileStore, FileWorker};
 use crate::link::{self, Command, Link, LinkEvent, LinkSetup};
 use crate::media::{Media, NetSettings};
 use crate::request::Request;
@@ -113,7 +115,12 @@ struct Session {
     engine: Engine,
     transport: SignalingTransport,
     media: Media,
-    files: FileStore,
+    /// The download directory's I/O, on its own thread.
+    disk: FileWorker,
+    /// Per peer link, the received bytes it may still hand on before the disk catches up.
+    budgets: HashMap<PeerId, Budget>,
+    /// The budget the chunk being handled holds, until its write job takes it.
+    credit: Option<Credit>,
     snapshot_dir: PathBuf,
     shared_dir: Option<PathBuf>,
     join_started_unix_ms: u64,
@@ -167,11 +174,14 @@ pub(crate) async fn run(
     let (link_tx, mut link_rx) = mpsc::channel(1024);
     let mut engine = Engine::new(engine);
     engine.set_existing_files(files.existing());
+    let (disk, mut disk_done) = FileWorker::start(files)?;
     let mut s = Session {
         engine,
         transport,
         media,
-        files,
+        disk,
+        budgets: HashMap::new(),
+        credit: None,
         snapshot_dir,
         shared_dir,
         join_started_unix_ms,
@@ -213,6 +223,7 @@ pub(crate) async fn run(
                 s.engine.handle(Instant::now(), input);
             }
             Some((peer, serial, event)) = link_rx.recv() => s.link_event(peer, serial, event),
+            Some(done) = disk_done.recv() => s.disk_done(done),
             Some(request) = requests.recv() => s.request(request),
             () = sleep => s.engine.handle_timeout(Instant::now()),
             _ = counters.tick(), if s.view.is_some() => {
@@ -239,6 +250,8 @@ pub(crate) async fn run(
             Ok(None) | Err(_) => break,
         }
     }
+    // The discards of unfinished transfers are queued; let the worker do them.
+    s.disk.finish(Duration::from_secs(3)).await;
     Ok(())
 }
 
@@ -260,7 +273,10 @@ impl Session {
             LinkEvent::ChannelClosed(channel) => Input::ChannelClosed { peer, channel },
             LinkEvent::ChatText(text) => Input::ChatText { peer, text },
             LinkEvent::FileText(text) => Input::FileText { peer, text },
-            LinkEvent::FileBinary(frame) => Input::FileBinary { peer, frame },
+            LinkEvent::FileBinary(frame) => {
+                self.file_binary(peer, frame);
+                return;
+            }
             LinkEvent::FileBuffered(amount) => Input::FileBuffered { peer, amount },
             LinkEvent::AudioLevel(level) => Input::AudioLevel { peer, level },
             LinkEvent::SendEstimate(bits_per_second) => Input::SendEstimate {
@@ -269,6 +285,7 @@ impl Session {
             },
             LinkEvent::Ended => {
                 self.links.remove(&peer);
+                self.budgets.remove(&peer);
                 Input::Connection {
                     peer,
                     state: ConnectionState::Closed,
@@ -296,6 +313,7 @@ impl Session {
             }
             Output::StartPeer { peer, name, role } => self.start_peer(peer, &name, role),
             Output::StopPeer { peer } => {
+                self.budgets.remove(&peer);
                 if let Some(link) = self.links.remove(&peer) {
                     link.send(Command::Stop);
                 }
@@ -347,7 +365,10 @@ impl Session {
             portal_engine::OfferRole::Answerer => Negotiation::Answer,
         };
         tracing::info!(%peer, name, ?negotiation, "starting a peer connection");
+        let file_budget = crate::files::budget();
+        self.budgets.insert(peer, file_budget.clone());
         let link = link::start(LinkSetup {
+            file_budget,
             remote: peer,
             negotiation,
             ice_servers: self.engine.ice_servers().to_vec(),
@@ -363,71 +384,6 @@ impl Session {
         self.links.insert(peer, link);
     }
 
-    fn file_action(&mut self, peer: PeerId, action: FileAction) {
-        let now = Instant::now();
-        match action {
-            FileAction::SendText(text) => self.to_link(peer, Command::FileText(text)),
-            FileAction::SendBinary(frame) => self.to_link(peer, Command::FileBinary(frame)),
-            FileAction::Read { id, offset, len } => {
-                let input = match self.files.read(peer, id, offset, len) {
-                    Ok(bytes) => Input::FileData { peer, id, bytes },
-                    Err(e) => Input::FileReadFailed {
-                        peer,
-                        id,
-                        reason: format!("{e:#}"),
-                    },
-                };
-                self.engine.handle(now, input);
-            }
-            FileAction::Create { id, temp } => {
-                if let Err(e) = self.files.create(peer, id, &temp) {
-                    self.store_failed(peer, id, &e);
-                }
-            }
-            FileAction::Write { id, offset, bytes } => {
-                if let Err(e) = self.files.write(peer, id, offset, &bytes) {
-                    self.store_failed(peer, id, &e);
-                }
-            }
-            FileAction::Commit { id, temp, name } => {
-                match self.files.commit(peer, id, &temp, &name) {
-                    Ok(path) => {
-                        tracing::info!(%peer, id, path = %path.display(), "file received");
-                        self.engine.handle(now, Input::FileStored { peer, id });
-                    }
-                    Err(e) => self.store_failed(peer, id, &e),
-                }
-            }
-            FileAction::Discard { id, temp } => self.files.discard(peer, id, &temp),
-            FileAction::Changed { side, id } => {
-                if side == TransferSide::Sender
-                    && self
-                        .engine
-                        .transfer(peer, side, id)
-                        .is_none_or(|t| t.state.is_final())
-                {
-                    self.files.forget_outgoing(peer, id);
-                }
-            }
-            FileAction::Ask { id } => {
-                let key = FileKey::new(peer, id);
-                tracing::info!(%key, "a file offer waits for a decision (touch screen, or POST /files/{key}/accept)");
-            }
-        }
-    }
-
-    fn store_failed(&mut self, peer: PeerId, id: u32, error: &anyhow::Error) {
-        tracing::warn!(%peer, id, error = %format!("{error:#}"), "storing a received file failed");
-        self.engine.handle(
-            Instant::now(),
-            Input::FileStoreFailed {
-                peer,
-                id,
-                reason: "storing the file failed".to_owned(),
-            },
-        );
-    }
-
     fn request(&mut self, request: Request) {
         match request {
             Request::Status(reply) => {
@@ -435,7 +391,7 @@ impl Session {
                     &self.engine,
                     &self.links,
                     &self.media,
-                    self.files.dir(),
+                    self.disk.dir(),
                     self.join_started_unix_ms,
                 ));
             }
@@ -511,53 +467,6 @@ impl Session {
             .decide_file(file, accept)
             .map(|_| ())
             .map_err(|e| e.to_string())
-    }
-
-    /// Shows a received image full screen.
-    fn open_file(&mut self, id: &str) {
-        let Ok(key) = id.parse::<FileKey>() else {
-            return;
-        };
-        let Some(name) = self
-            .engine
-            .transfer(key.peer, TransferSide::Receiver, key.id)
-            .and_then(|t| t.stored_name.clone())
-        else {
-            return;
-        };
-        let path = self.files.dir().join(name);
-        if let Some(view) = &mut self.view {
-            view.open_image(&path);
-        }
-    }
-
-    /// Offers a file to `peer`: only a received file or one in the shared folder, never an
-    /// arbitrary path (links are resolved before the check).
-    fn send_file(&mut self, peer: PeerId, path: &std::path::Path) -> anyhow::Result<u32> {
-        let path = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
-        let allowed = std::iter::once(self.files.dir())
-            .chain(self.shared_dir.as_deref())
-            .filter_map(|d| std::fs::canonicalize(d).ok())
-            .any(|d| path.starts_with(d));
-        if !allowed {
-            return Err(anyhow!(
-                "only received files and files in the shared folder can be offered"
-            ));
-        }
-        let meta = std::fs::metadata(&path).with_context(|| format!("{}", path.display()))?;
-        if !meta.is_file() {
-            return Err(anyhow!("{} is not a file", path.display()));
-        }
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| anyhow!("{} has no usable file name", path.display()))?
-            .to_owned();
-        let id = self
-            .engine
-            .send_file(peer, &name, meta.len(), "application/octet-stream")?;
-        self.files.add_outgoing(peer, id, path);
-        Ok(id)
     }
 
     fn snapshot(&mut self, peer: Option<PeerId>) -> anyhow::Result<PathBuf> {

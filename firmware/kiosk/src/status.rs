@@ -132,6 +132,7 @@ pub(crate) fn call(
         "chat": chat,
         "files": files,
         "filesDir": files_dir.display().to_string(),
+        "fileStats": file_stats(&engine.file_stats()),
     })
 }
 
@@ -177,6 +178,18 @@ fn peer(engine: &Engine, link: Option<&Link>, p: &portal_engine::Peer) -> Value 
             "codec": mime(screen.map(|(c, _)| c)),
             "framesDecoded": screen.map_or(0, |(_, s)| s.frames_decoded),
         },
+    })
+}
+
+/// What the file channels refused or ignored (offer floods show here).
+fn file_stats(stats: &portal_engine::FileStats) -> Value {
+    json!({
+        "declinedBusy": stats.declined_busy,
+        "declinedInvalid": stats.declined_invalid,
+        "declinedNoSpace": stats.declined_no_space,
+        "ignoredFrames": stats.ignored_frames,
+        "forgotten": stats.forgotten,
+        "unanswered": stats.unanswered,
     })
 }
 

@@ -16,12 +16,16 @@
 //   sendFile {path} | {name, text}   sends a file to the kiosk through the Files panel
 //   waitTransfer {name, states}      waits until that transfer's state is one of `states`
 //   acceptAndSave {name, to}         accepts a file from the kiosk, saves it to `to`
+//   floodFiles {offers, firstId, strays, settleMs}   plays a hostile peer on the file channel,
+//                          past the UI: `offers` offers with fresh ids, an overlong name and
+//                          mime type, `strays` chunks for no transfer; answers the kiosk's
+//                          replies to them, counted by type and reason
 //   rejoin                 reloads the tab (it leaves and joins again under a new id)
 //   close                  closes the tab
 //   stats                  the tab's RTP counters for the kiosk connection
 //   quit
 
-import { KIOSK_PEER, collectChats, kioskStats, launchBrowser, logPage, sendChat, serveCommands, waitChat } from "../../../signaling/web/tests/kit.mjs";
+import { KIOSK_PEER, collectChats, exposeKioskPeer, kioskStats, launchBrowser, logPage, sendChat, serveCommands, waitChat } from "../../../signaling/web/tests/kit.mjs";
 
 const [base, room, query = ""] = process.argv.slice(2);
 if (!base || !room) {
@@ -36,6 +40,7 @@ const context = await browser.newContext({
   viewport: { width: 1280, height: 720 },
   acceptDownloads: true,
 });
+await exposeKioskPeer(context);
 const tabs = [];
 
 async function joined(page) {
@@ -70,30 +75,35 @@ const commands = {
 
   async waitConnected(cmd) {
     const page = tab(cmd);
-    await page.waitForFunction(`${KIOSK_PEER}?.pc.connectionState === "connected"`, null, { timeout: WAIT, polling: 250 });
+    await page.waitForFunction(() => window.__kioskPeer()?.pc.connectionState === "connected", null, { timeout: WAIT, polling: 250 });
     return page.evaluate(`(() => { const p = ${KIOSK_PEER}; return { state: p.pc.connectionState, offerer: p.offerer, peerId: p.id }; })()`);
   },
 
   async waitVideo(cmd) {
     const page = tab(cmd);
-    const kioskVideo = `(() => { const p = ${KIOSK_PEER}; if (!p) return null; return document.querySelector('.grid .tile[data-peer="' + p.id + '"] video'); })()`;
     // Playing: a picture, and the play position moves between two polls.
-    await page.evaluate(() => { window.__lastTime = undefined; });
+    await page.evaluate(() => {
+      window.__lastTime = undefined;
+      window.__kioskVideo = () => {
+        const p = window.__kioskPeer();
+        return p ? document.querySelector(`.grid .tile[data-peer="${p.id}"] video`) : null;
+      };
+    });
     await page.waitForFunction(
-      (expr) => {
-        const v = eval(expr);
+      () => {
+        const v = window.__kioskVideo();
         if (!v || v.videoWidth === 0 || v.videoHeight === 0) return false;
         const before = window.__lastTime;
         window.__lastTime = v.currentTime;
         return before !== undefined && v.currentTime > before;
       },
-      kioskVideo,
+      null,
       { timeout: WAIT, polling: 500 },
     );
-    return page.evaluate((expr) => {
-      const v = eval(expr);
+    return page.evaluate(() => {
+      const v = window.__kioskVideo();
       return { videoWidth: v.videoWidth, videoHeight: v.videoHeight, currentTime: v.currentTime };
-    }, kioskVideo);
+    });
   },
 
   async cameraOff(cmd) {
@@ -112,7 +122,7 @@ const commands = {
 
   async sendFile(cmd) {
     const page = tab(cmd);
-    await page.waitForFunction(`${KIOSK_PEER}?.file.readyState === "open"`, null, { timeout: WAIT, polling: 250 });
+    await page.waitForFunction(() => window.__kioskPeer()?.file.readyState === "open", null, { timeout: WAIT, polling: 250 });
     await openFiles(page);
     const kioskName = await page.evaluate(`${KIOSK_PEER}.info.name`);
     await page.getByLabel("Send to").selectOption({ label: kioskName });
@@ -143,6 +153,44 @@ const commands = {
     const [download] = await Promise.all([page.waitForEvent("download", { timeout: WAIT }), link.click()]);
     await download.saveAs(cmd.to);
     return { saved: cmd.to, suggested: download.suggestedFilename() };
+  },
+
+  async floodFiles(cmd) {
+    const page = tab(cmd);
+    await page.waitForFunction(() => window.__kioskPeer()?.file.readyState === "open", null, { timeout: WAIT, polling: 250 });
+    // Handed over as source text: the page's CSP allows no eval, so the kiosk peer is
+    // looked up by the expression itself, not by evaluating a string inside the page.
+    const flood = async (kiosk, { offers, firstId, strays, settleMs }) => {
+      const dc = kiosk.file;
+      const replies = {};
+      const last = firstId + offers + 1;
+      let latest = Date.now();
+      const count = (ev) => {
+        if (typeof ev.data !== "string") return;
+        const msg = JSON.parse(ev.data);
+        if (msg.id < firstId || msg.id > last) return;
+        const key = msg.type === "decline" ? `decline:${msg.reason}` : msg.type;
+        replies[key] = (replies[key] ?? 0) + 1;
+        latest = Date.now();
+      };
+      dc.addEventListener("message", count);
+      for (let i = 0; i < offers; i++) {
+        dc.send(JSON.stringify({ type: "offer", id: firstId + i, name: `flood-${i}.bin`, size: 1000, mime: "application/octet-stream" }));
+      }
+      dc.send(JSON.stringify({ type: "offer", id: last - 1, name: "n".repeat(300), size: 1, mime: "" }));
+      dc.send(JSON.stringify({ type: "offer", id: last, name: "m.txt", size: 1, mime: "m".repeat(300) }));
+      for (let i = 0; i < strays; i++) {
+        const frame = new Uint8Array(1024);
+        new DataView(frame.buffer).setUint32(0, 0x7fff0000 + i);
+        dc.send(frame);
+      }
+      // Done when nothing has come for `settleMs`.
+      while (Date.now() - latest < settleMs) await new Promise((r) => setTimeout(r, 100));
+      dc.removeEventListener("message", count);
+      return { replies };
+    };
+    const args = { offers: cmd.offers, firstId: cmd.firstId, strays: cmd.strays ?? 0, settleMs: cmd.settleMs ?? 3000 };
+    return page.evaluate(`(${flood})(${KIOSK_PEER}, ${JSON.stringify(args)})`);
   },
 
   async rejoin(cmd) {

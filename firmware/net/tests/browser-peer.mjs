@@ -12,7 +12,7 @@
 // line on stdout ({"ok": true, ...} or {"ok": false, "error": "..."}). Logs go to stderr.
 // Commands: waitConnected, tag, waitVideo, sendChat {text}, waitChat {text}, stats, quit.
 
-import { KIOSK_PEER, collectChats, kioskStats, launchBrowser, logPage, sendChat, serveCommands, waitChat } from "../../../signaling/web/tests/kit.mjs";
+import { KIOSK_PEER, collectChats, exposeKioskPeer, kioskStats, launchBrowser, logPage, sendChat, serveCommands, waitChat } from "../../../signaling/web/tests/kit.mjs";
 
 const [base, room, query = "", mode = ""] = process.argv.slice(2);
 const noMedia = mode === "nomedia";
@@ -24,6 +24,7 @@ const WAIT = Number(process.env.PORTAL_INTEROP_WAIT_MS ?? 90_000);
 
 const browser = await launchBrowser([], { media: !noMedia });
 const context = await browser.newContext({ permissions: noMedia ? [] : ["camera", "microphone"], viewport: { width: 1280, height: 720 } });
+await exposeKioskPeer(context);
 const page = await context.newPage();
 logPage(page, "[browser]");
 await page.goto(`${base}/r/${encodeURIComponent(room)}?name=Browser&autojoin=1${query}`);
@@ -32,7 +33,7 @@ await collectChats(page);
 
 const commands = {
   async waitConnected() {
-    await page.waitForFunction(`${KIOSK_PEER}?.pc.connectionState === "connected"`, null, { timeout: WAIT, polling: 250 });
+    await page.waitForFunction(() => window.__kioskPeer()?.pc.connectionState === "connected", null, { timeout: WAIT, polling: 250 });
     return page.evaluate(`(() => { const p = ${KIOSK_PEER}; return { state: p.pc.connectionState, offerer: p.offerer, peerId: p.id, tag: p.pc.portalTag ?? null }; })()`);
   },
 

@@ -39,6 +39,10 @@ pub const FILE_CHUNK_PAYLOAD: usize = FILE_FRAME_MAX - FILE_CHUNK_HEADER;
 pub const MAX_CHAT_TEXT: usize = 4000;
 /// Longest file name offered, in bytes.
 pub const MAX_FILE_NAME: usize = 255;
+/// Longest mime type offered, in bytes (RFC 6838 allows 127 for each half).
+pub const MAX_FILE_MIME: usize = 255;
+/// Longest JSON text frame on the file channel, in bytes; longer ones are not parsed.
+pub const FILE_TEXT_MAX: usize = 8 * 1024;
 
 /// One JSON text frame on the `chat` channel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,8 +127,13 @@ pub enum DeclineReason {
     Policy,
     /// Larger than the receiver's size cap.
     TooLarge,
-    /// The offer itself was unusable (empty or overlong name, id in use).
+    /// The offer itself was unusable (empty or overlong name or mime type, id in use).
     Invalid,
+    /// The receiver already has as many offers and transfers in flight as it takes (from
+    /// this peer or in all); offer again once one has ended.
+    Busy,
+    /// The receiver has not got the free disk space for it.
+    NoSpace,
 }
 
 /// A binary frame split into its transfer id and payload.
@@ -195,8 +204,16 @@ impl ChatChannelMessage {
 }
 
 impl FileMessage {
-    /// Parses a text frame; `Err` for anything that is not a known message.
+    /// Parses a text frame; `Err` for anything that is not a known message, and for
+    /// frames longer than [`FILE_TEXT_MAX`] (never parsed).
     pub fn parse(text: &str) -> Result<Self, crate::ParseError> {
+        if text.len() > FILE_TEXT_MAX {
+            let too_long = <serde_json::Error as serde::de::Error>::custom(format_args!(
+                "file channel frame of {} bytes is over {FILE_TEXT_MAX}",
+                text.len()
+            ));
+            return Err(crate::ParseError(too_long));
+        }
         serde_json::from_str(text).map_err(crate::ParseError)
     }
 
@@ -275,5 +292,127 @@ mod tests {
         assert!(matches!(chat, ChatChannelMessage::Chat { ref text, .. } if text == "<b>"));
         assert!(ChatChannelMessage::parse(r#"{"type":"nope"}"#).is_err());
         assert!(FileMessage::parse("[]").is_err());
+    }
+
+    #[test]
+    fn new_decline_reasons_and_frame_cap() {
+        let busy = FileMessage::Decline {
+            id: 2,
+            reason: DeclineReason::Busy,
+        };
+        assert_eq!(
+            busy.to_json(),
+            r#"{"type":"decline","id":2,"reason":"busy"}"#
+        );
+        let parsed = FileMessage::parse(r#"{"type":"decline","id":2,"reason":"noSpace"}"#).unwrap();
+        assert_eq!(
+            parsed,
+            FileMessage::Decline {
+                id: 2,
+                reason: DeclineReason::NoSpace
+            }
+        );
+        let padded = format!(r#"{{"type":"accept","id":1}}{}"#, " ".repeat(FILE_TEXT_MAX));
+        assert!(FileMessage::parse(&padded).is_err());
+        assert!(FileMessage::parse(padded.trim_end()).is_ok());
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn reason() -> impl Strategy<Value = DeclineReason> {
+            prop_oneof![
+                Just(DeclineReason::Declined),
+                Just(DeclineReason::Policy),
+                Just(DeclineReason::TooLarge),
+                Just(DeclineReason::Invalid),
+                Just(DeclineReason::Busy),
+                Just(DeclineReason::NoSpace),
+            ]
+        }
+
+        fn side() -> impl Strategy<Value = TransferSide> {
+            prop_oneof![Just(TransferSide::Sender), Just(TransferSide::Receiver)]
+        }
+
+        fn message() -> impl Strategy<Value = FileMessage> {
+            prop_oneof![
+                (any::<u32>(), ".{0,40}", any::<u64>(), ".{0,20}").prop_map(
+                    |(id, name, size, mime)| FileMessage::Offer {
+                        id,
+                        name,
+                        size,
+                        mime
+                    }
+                ),
+                any::<u32>().prop_map(|id| FileMessage::Accept { id }),
+                (any::<u32>(), reason())
+                    .prop_map(|(id, reason)| FileMessage::Decline { id, reason }),
+                (any::<u32>(), "[0-9a-f]{64}")
+                    .prop_map(|(id, sha256)| FileMessage::End { id, sha256 }),
+                any::<u32>().prop_map(|id| FileMessage::Complete { id }),
+                (any::<u32>(), ".{0,40}")
+                    .prop_map(|(id, reason)| FileMessage::Failed { id, reason }),
+                (any::<u32>(), side(), ".{0,40}")
+                    .prop_map(|(id, by, reason)| FileMessage::Cancel { id, by, reason }),
+            ]
+        }
+
+        /// A valid message's JSON with one byte changed, cut short, or with bytes
+        /// inserted: what a confused or hostile peer might send.
+        fn mangled() -> impl Strategy<Value = String> {
+            (message(), any::<usize>(), any::<u8>(), 0u8..3).prop_map(|(msg, at, byte, how)| {
+                let mut bytes = msg.to_json().into_bytes();
+                let at = at % (bytes.len() + 1);
+                match how {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => bytes.truncate(at),
+                    _ => bytes.insert(at, byte),
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        }
+
+        proptest! {
+            // A bounded number of cases, so CI spends a few seconds here.
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn messages_round_trip(msg in message()) {
+                prop_assert_eq!(FileMessage::parse(&msg.to_json()).ok(), Some(msg));
+            }
+
+            #[test]
+            fn the_decoder_never_panics(text in prop_oneof![".{0,200}", mangled()]) {
+                if let Ok(msg) = FileMessage::parse(&text) {
+                    // Whatever parses serializes and parses back to itself.
+                    prop_assert_eq!(FileMessage::parse(&msg.to_json()).ok(), Some(msg));
+                }
+                let _ = ChatChannelMessage::parse(&text);
+            }
+
+            #[test]
+            fn chunks_parse_exactly_when_their_length_allows(
+                len in prop_oneof![0usize..16, (FILE_FRAME_MAX - 4)..(FILE_FRAME_MAX + 4)],
+                id in any::<u32>(),
+            ) {
+                let frame: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                match Chunk::parse(&frame) {
+                    Ok(chunk) => {
+                        prop_assert!((FILE_CHUNK_HEADER..=FILE_FRAME_MAX).contains(&len));
+                        prop_assert_eq!(chunk.payload.len(), len - FILE_CHUNK_HEADER);
+                        prop_assert_eq!(Chunk::encode(chunk.id, chunk.payload), frame.clone());
+                    }
+                    Err(ChunkError::Short) => prop_assert!(len < FILE_CHUNK_HEADER),
+                    Err(ChunkError::TooLarge(n)) => prop_assert!(n == len && len > FILE_FRAME_MAX),
+                }
+                if (FILE_CHUNK_HEADER..=FILE_FRAME_MAX).contains(&len) {
+                    let mut framed = frame;
+                    framed[..4].copy_from_slice(&id.to_be_bytes());
+                    prop_assert_eq!(Chunk::parse(&framed).map(|c| c.id), Ok(id));
+                }
+            }
+        }
     }
 }

@@ -201,8 +201,20 @@ export async function withRoom(fn, { serverArgs = [], browserArgs = [] } = {}) {
 
 // ---- drivers for Rust tests ----
 
-/** A page expression for the client's connection to the one kiosk in the room. */
-export const KIOSK_PEER = "[...window.portal.peers.values()].find((p) => p.info.role === 'kiosk')";
+/**
+ * Gives every page of `context` `window.__kioskPeer()`: the client's connection to the one
+ * kiosk in the room. An init script (run by the browser, not by the page) because the
+ * client's Content-Security-Policy allows no eval: page functions call this instead of
+ * evaluating an expression string.
+ */
+export async function exposeKioskPeer(context) {
+  await context.addInitScript(() => {
+    window.__kioskPeer = () => [...(window.portal?.peers.values() ?? [])].find((p) => p.info.role === "kiosk");
+  });
+}
+
+/** A page expression for the client's connection to the kiosk (after `exposeKioskPeer`). */
+export const KIOSK_PEER = "window.__kioskPeer()";
 
 /** Logs the page's errors, console errors and warnings to stderr under `tag` (not the favicon's 404). */
 export function logPage(page, tag) {
@@ -242,8 +254,8 @@ export async function waitChat(page, text, { timeout, polling = 200 }) {
  * stream, with its codec), the ICE pair in use (`pair`) and the kiosk's SDP (`remoteSdp`).
  */
 export async function kioskStats(page) {
-return page.evaluate(async (expr) => {
-    const p = eval(expr);
+return page.evaluate(async () => {
+    const p = window.__kioskPeer();
     if (!p) return { error: "no kiosk peer" };
     const report = await p.pc.getStats();
     const codecs = {};
@@ -277,7 +289,7 @@ return page.evaluate(async (expr) => {
       }
     });
     return { rtp, pair, remoteSdp: p.pc.remoteDescription?.sdp ?? null };
-  }, KIOSK_PEER);
+  });
 }
 
 /**

@@ -1,7 +1,6 @@
 //! What flows on the data channels, and our own media: chat lines, file transfers, the
 //! microphone and camera state the peers are told about.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use portal_proto::PeerId;
@@ -10,7 +9,7 @@ use portal_proto::channel::{ChatChannelMessage, TransferSide};
 use super::{Engine, EngineError, Event, Input, MediaState, Output};
 use crate::chat::{ChatEntry, validate_text};
 use crate::file_key::{FileKey, FileRef};
-use crate::transfer::{FileAction, TransferState};
+use crate::transfer::{FileAction, FileChannel, FileStats, Receiving, TransferState};
 
 /// The longest chat line id kept (browsers send `PEER-N`).
 const MAX_CHAT_ID: usize = 64;
@@ -71,12 +70,9 @@ impl Engine {
 
     /// A person accepts an offered file.
     pub fn accept_file(&mut self, peer: PeerId, id: u32) -> Result<(), EngineError> {
-        let taken = self.taken_names();
-        let s = self
-            .sessions
-            .get_mut(&peer)
+        let result = self
+            .with_receiving(peer, |file, ctx| file.accept(id, ctx))
             .ok_or(EngineError::UnknownPeer(peer))?;
-        let result = s.file.accept(id, &taken);
         self.flush_file(peer);
         Ok(result?)
     }
@@ -113,6 +109,22 @@ impl Engine {
     /// whenever the directory changes behind the engine's back.
     pub fn set_existing_files<I: IntoIterator<Item = String>>(&mut self, names: I) {
         self.existing_files = names.into_iter().collect();
+    }
+
+    /// Free bytes on the download directory's file system, as the I/O layer last measured
+    /// them (`None`: unknown, offers are not checked against it). Offers are accepted only
+    /// while they fit next to the transfers still writing.
+    pub fn set_free_bytes(&mut self, bytes: Option<u64>) {
+        self.free_bytes = bytes;
+    }
+
+    /// What the file channels refused or ignored, over every peer of the call.
+    pub fn file_stats(&self) -> FileStats {
+        let mut total = FileStats::default();
+        for s in self.sessions.values() {
+            total += s.file.stats();
+        }
+        total
     }
 
     /// Pins a peer on stage, or unpins.
@@ -214,10 +226,7 @@ impl Engine {
     pub(super) fn file_input(&mut self, now: Instant, input: Input) {
         match input {
             Input::FileText { peer, text } => {
-                let taken = self.taken_names();
-                if let Some(s) = self.sessions.get_mut(&peer) {
-                    s.file.on_text(now, &text, &taken);
-                }
+                self.with_receiving(peer, |file, ctx| file.on_text(now, &text, ctx));
                 self.flush_file(peer);
             }
             Input::FileBinary { peer, frame } => {
@@ -271,12 +280,35 @@ impl Engine {
         }
     }
 
-    pub(super) fn taken_names(&self) -> HashSet<String> {
-        let mut taken = self.existing_files.clone();
-        for s in self.sessions.values() {
-            taken.extend(s.file.reserved_names().map(str::to_owned));
-        }
-        taken
+    /// Runs `f` on `peer`'s file channel with what the rest of the call says about
+    /// receiving: names taken, transfers in flight with the other peers, the free space.
+    /// The channel leaves the table meanwhile, so nothing is copied for a frame.
+    fn with_receiving<R>(
+        &mut self,
+        peer: PeerId,
+        f: impl FnOnce(&mut FileChannel, &Receiving<'_>) -> R,
+    ) -> Option<R> {
+        let mut session = self.sessions.remove(&peer)?;
+        let existing = &self.existing_files;
+        let others = &self.sessions;
+        let taken = |name: &str| {
+            existing.contains(name)
+                || others
+                    .values()
+                    .any(|o| o.file.reserved_names().any(|n| n == name))
+        };
+        let ctx = Receiving {
+            taken: &taken,
+            in_flight_elsewhere: others.values().map(|o| o.file.incoming_in_flight()).sum(),
+            pending_elsewhere: others
+                .values()
+                .map(|o| o.file.incoming_pending_bytes())
+                .sum(),
+            free_bytes: self.free_bytes,
+        };
+        let result = f(&mut session.file, &ctx);
+        self.sessions.insert(peer, session);
+        Some(result)
     }
 
     pub(super) fn state_json(&self) -> String {

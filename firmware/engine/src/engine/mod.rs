@@ -73,6 +73,8 @@ pub struct Engine {
     /// Our own microphone and camera, as the peers are told.
     media: MediaState,
     existing_files: HashSet<String>,
+    /// Free bytes where received files go, as last measured (`None`: unknown).
+    free_bytes: Option<u64>,
     session_serial: u64,
     /// Peers kept across a reconnect that the server has not listed again, with the time
     /// they are given up.
@@ -112,6 +114,7 @@ impl Engine {
                 recording: false,
             },
             existing_files: HashSet::new(),
+            free_bytes: None,
             session_serial: 0,
             unconfirmed: BTreeMap::new(),
             bitrate_kbps: 0,

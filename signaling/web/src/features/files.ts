@@ -55,6 +55,8 @@ const DECLINE_TEXT: Record<string, string> = {
   policy: "declined: this device does not take files",
   tooLarge: "declined: too large",
   invalid: "declined: the offer was not valid",
+  busy: "declined: too many files at once, offer it again later",
+  noSpace: "declined: not enough free space",
 };
 
 /** Received bytes, folded into Blobs as they come so the page holds little itself. */
