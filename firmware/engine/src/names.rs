@@ -4,11 +4,10 @@
 //! download directory: only its last path component survives (`../../etc/passwd` becomes
 //! `passwd`), control characters and characters other systems reserve become `_`, leading
 //! dots go (no hidden files, no `.`/`..`), and the result fits [`MAX_FILE_NAME`] bytes with
-//! its extension kept. [`unique`] then picks `name (1).ext`, `name (2).ext`, ... so a
-//! received file never overwrites another.
-
-use std::collections::HashSet;
-use std::hash::BuildHasher;
+//! its extension kept, and names other systems reserve for devices (`CON`, `nul.txt`) get a
+//! leading `_`. [`unique`] then picks `name (1).ext`, `name (2).ext`, ... so a received
+//! file never overwrites another. [`displayable`] is for showing an offered name as it was
+//! offered, without the characters that would make it show as something else.
 
 use portal_proto::channel::MAX_FILE_NAME;
 
@@ -36,6 +35,13 @@ pub fn sanitize(name: &str) -> String {
     if trimmed.is_empty() {
         return FALLBACK_NAME.to_owned();
     }
+    let unreserved;
+    let trimmed = if is_device_name(trimmed) {
+        unreserved = format!("_{trimmed}");
+        &unreserved
+    } else {
+        trimmed
+    };
     let fitted = fit(trimmed, "", MAX_FILE_NAME);
     let fitted = trim_edges(&fitted);
     if fitted.is_empty() {
@@ -43,6 +49,34 @@ pub fn sanitize(name: &str) -> String {
     } else {
         fitted.to_owned()
     }
+}
+
+/// An offered name or mime type as it may be shown: control, zero-width and bidi
+/// characters become `_`, and it is cut to [`MAX_FILE_NAME`] bytes. Not a path.
+pub fn displayable(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len().min(MAX_FILE_NAME));
+    for c in text.chars() {
+        let c = if c.is_control() || is_bidi_or_invisible(c) {
+            '_'
+        } else {
+            c
+        };
+        if shown.len() + c.len_utf8() > MAX_FILE_NAME {
+            break;
+        }
+        shown.push(c);
+    }
+    shown
+}
+
+/// Names Windows keeps for devices, with any extension (`CON`, `nul.txt`, `COM1.log`).
+fn is_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).trim_end();
+    let upper = stem.to_ascii_uppercase();
+    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.len() == 4
+            && upper.as_bytes()[3].is_ascii_digit())
 }
 
 /// Without leading or trailing dots and white space (`.hidden`, `name. `).
@@ -56,20 +90,21 @@ fn is_reserved(c: char) -> bool {
     matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*')
 }
 
-/// Zero-width and bidirectional controls, which let `txt.exe` show as `exe.txt`.
+/// Zero-width and bidirectional controls, which let `txt.exe` show as `exe.txt`: the
+/// same set display names lose ([`portal_proto::names`]).
 fn is_bidi_or_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    portal_proto::names::is_invisible(c)
 }
 
-/// `name`, or `stem (n).ext` with the smallest `n` that is not in `taken`.
-pub fn unique<S: BuildHasher>(name: &str, taken: &HashSet<String, S>) -> String {
-    if !taken.contains(name) {
+/// `name`, or `stem (n).ext` with the smallest `n` that is not `taken`.
+pub fn unique(name: &str, taken: impl Fn(&str) -> bool) -> String {
+    if !taken(name) {
         return name.to_owned();
     }
     let (stem, ext) = split_extension(name);
     (1..=u32::MAX)
         .map(|n| fit(stem, &format!(" ({n}){ext}"), MAX_FILE_NAME))
-        .find(|candidate| !taken.contains(candidate))
+        .find(|candidate| !taken(candidate))
         .unwrap_or_else(|| FALLBACK_NAME.to_owned())
 }
 
@@ -114,6 +149,7 @@ fn fit(name: &str, suffix: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashSet;
 
     #[test]
     fn path_traversal_and_hidden_names() {
@@ -133,6 +169,17 @@ mod tests {
     }
 
     #[test]
+    fn device_names_and_what_is_shown() {
+        assert_eq!(sanitize("CON"), "_CON");
+        assert_eq!(sanitize("nul.txt"), "_nul.txt");
+        assert_eq!(sanitize("com1.log"), "_com1.log");
+        assert_eq!(sanitize("console.txt"), "console.txt");
+        assert_eq!(sanitize("COM10"), "COM10");
+        assert_eq!(displayable("a\u{202E}b\nc/d"), "a_b_c/d");
+        assert!(displayable(&"é".repeat(400)).len() <= MAX_FILE_NAME);
+    }
+
+    #[test]
     fn long_names_keep_their_extension() {
         let long = format!("{}.pdf", "é".repeat(300));
         let s = sanitize(&long);
@@ -143,13 +190,13 @@ mod tests {
     #[test]
     fn unique_numbers_before_the_extension() {
         let mut taken = HashSet::new();
-        assert_eq!(unique("a.txt", &taken), "a.txt");
+        assert_eq!(unique("a.txt", |n| taken.contains(n)), "a.txt");
         taken.insert("a.txt".to_owned());
-        assert_eq!(unique("a.txt", &taken), "a (1).txt");
+        assert_eq!(unique("a.txt", |n| taken.contains(n)), "a (1).txt");
         taken.insert("a (1).txt".to_owned());
-        assert_eq!(unique("a.txt", &taken), "a (2).txt");
+        assert_eq!(unique("a.txt", |n| taken.contains(n)), "a (2).txt");
         taken.insert("README".to_owned());
-        assert_eq!(unique("README", &taken), "README (1)");
+        assert_eq!(unique("README", |n| taken.contains(n)), "README (1)");
     }
 
     proptest! {
@@ -171,7 +218,7 @@ mod tests {
         ) {
             let mut taken = HashSet::new();
             for _ in 0..n {
-                let next = unique(&name, &taken);
+                let next = unique(&name, |n| taken.contains(n));
                 prop_assert!(!taken.contains(&next));
                 prop_assert_eq!(sanitize(&next), next.clone());
                 taken.insert(next);

@@ -13,6 +13,7 @@
 
 pub mod channel;
 pub mod media;
+pub mod names;
 
 use std::fmt;
 
@@ -23,8 +24,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Longest room name, in bytes (room names are ASCII).
 pub const MAX_ROOM_NAME_LEN: usize = 64;
-/// Longest display name, in characters.
-pub const MAX_DISPLAY_NAME_LEN: usize = 64;
+/// Longest display name, in characters (see [`names`]).
+pub const MAX_DISPLAY_NAME_LEN: usize = names::MAX_NAME_CHARS;
 /// Longest password accepted, in bytes.
 pub const MAX_PASSWORD_LEN: usize = 256;
 /// Longest direct video URL accepted for watch-together, in bytes.
@@ -108,7 +109,8 @@ pub enum ClientMessage {
 )]
 pub enum ServerMessage {
     /// Answer to a valid `hello`. `resumed` is true when the id of `hello.resume` was
-    /// given back.
+    /// given back. `ice_servers` holds no TURN credentials: those come with
+    /// [`ServerMessage::IceServers`] after a join.
     Welcome {
         protocol: u32,
         peer_id: PeerId,
@@ -132,6 +134,13 @@ pub enum ServerMessage {
         /// a room that turns out open. Absent (from an older server) reads as false.
         #[serde(default)]
         protected: bool,
+    },
+    /// The ICE servers with relay (TURN) credentials, sent just before `joined` on every
+    /// successful join, and only then: a connection that has not entered a room gets
+    /// STUN alone in `welcome`, so TURN cannot be used as an anonymous relay. The
+    /// credentials are made for this peer id; use this list for the room's connections.
+    IceServers {
+        ice_servers: Vec<IceServer>,
     },
     /// Answer to `leave`.
     Left {
@@ -451,19 +460,10 @@ pub fn validate_room_name(room: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Display names are 1 to 64 characters after trimming, with no control characters.
+/// Whether `name` can be a display name: [`names::clean_display_name`] accepts it. The
+/// server admits the cleaned name, not the raw one.
 pub fn validate_display_name(name: &str) -> Result<(), Invalid> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() {
-        return Err(Invalid::DisplayName("empty"));
-    }
-    if trimmed.chars().count() > MAX_DISPLAY_NAME_LEN {
-        return Err(Invalid::DisplayName("longer than 64 characters"));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(Invalid::DisplayName("contains control characters"));
-    }
-    Ok(())
+    names::clean_display_name(name).map(drop)
 }
 
 /// Passwords are 1 to 256 bytes. (An absent password means an open room.)

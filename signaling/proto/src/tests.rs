@@ -5,6 +5,8 @@ use ts_rs::TS;
 
 use super::*;
 
+mod fuzz;
+
 fn round_trip_client(json: &str, msg: &ClientMessage) {
     assert_eq!(&ClientMessage::parse(json).unwrap(), msg);
     let back: serde_json::Value = serde_json::from_str(&msg.to_json()).unwrap();
@@ -303,6 +305,22 @@ proptest! {
     }
 }
 
+/// The code point ranges (inclusive) of the characters where `pred` holds.
+fn ranges_where(pred: fn(char) -> bool) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+        if !pred(c) {
+            continue;
+        }
+        let c = u32::from(c);
+        match out.last_mut() {
+            Some((_, hi)) if *hi + 1 == c => *hi = c,
+            _ => out.push((c, c)),
+        }
+    }
+    out
+}
+
 /// The TypeScript types the browser client imports, generated from the types above.
 fn typescript() -> String {
     let cfg = ts_rs::Config::new().with_large_int("number");
@@ -344,6 +362,36 @@ fn typescript() -> String {
         ("MAX_FILE_NAME", channel::MAX_FILE_NAME),
     ] {
         writeln!(out, "export const {name} = {value};").unwrap();
+    }
+    out.push('\n');
+    for (name, value) in [
+        ("MAX_NAME_CHARS", names::MAX_NAME_CHARS),
+        ("MAX_NAME_BYTES", names::MAX_NAME_BYTES),
+        ("MAX_COMBINING_RUN", names::MAX_COMBINING_RUN),
+        ("MAX_RAW_NAME_BYTES", names::MAX_RAW_NAME_BYTES),
+    ] {
+        writeln!(out, "export const {name} = {value};").unwrap();
+    }
+    // Rust's own `char::is_whitespace` and `char::is_control`, so the browser's rule
+    // is the same character for character.
+    let space = ranges_where(char::is_whitespace);
+    let control = ranges_where(char::is_control);
+    for (name, ranges) in [
+        ("NAME_INVISIBLE_RANGES", names::INVISIBLE_RANGES),
+        ("NAME_COMBINING_RANGES", names::COMBINING_RANGES),
+        ("NAME_SPACE_RANGES", space.as_slice()),
+        ("NAME_CONTROL_RANGES", control.as_slice()),
+    ] {
+        let list: Vec<String> = ranges
+            .iter()
+            .map(|(lo, hi)| format!("[0x{lo:04X}, 0x{hi:04X}]"))
+            .collect();
+        writeln!(
+            out,
+            "export const {name}: ReadonlyArray<readonly [number, number]> = [{}];",
+            list.join(", ")
+        )
+        .unwrap();
     }
     out.push('\n');
     for decl in decls {

@@ -24,6 +24,10 @@ pub struct Config {
     /// Serve the browser client from this directory instead of the copy built in.
     #[arg(long, env = "PORTAL_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+    /// Serve kiosk updates from this directory: `{compatible}/manifest.json` and the
+    /// bundle it names, at `/updates/{compatible}/...`.
+    #[arg(long, env = "PORTAL_UPDATES_DIR")]
+    pub updates_dir: Option<PathBuf>,
     /// PEM certificate chain; with --tls-key, serve https/wss only.
     #[arg(long, env = "PORTAL_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -51,6 +55,12 @@ pub struct Config {
     /// Open connections at most; more get HTTP 503.
     #[arg(long, env = "PORTAL_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Open connections (HTTP, TLS, WebSocket) one client address may hold; more are
+    /// refused at accept (HTTP 429, or closed before the TLS handshake). IPv6 addresses
+    /// count by their /64; 0 turns the limit off (behind a reverse proxy every client
+    /// shares its address).
+    #[arg(long, env = "PORTAL_MAX_CONNS_PER_ADDR", default_value_t = 64)]
+    pub max_conns_per_addr: usize,
     /// Largest signaling frame in bytes; larger ones get `tooLarge`.
     #[arg(long, env = "PORTAL_MAX_FRAME", default_value_t = 64 * 1024)]
     pub max_frame: usize,

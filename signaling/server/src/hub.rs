@@ -22,12 +22,11 @@
 //! limited outside (see [`crate::guard`]).
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
+use portal_proto::names::clean_display_name;
 use portal_proto::{
-    ClientMessage, ErrorCode, IceServer, MAX_ROOMS_QUERY, PROTOCOL_VERSION, PeerId, PeerInfo, Role,
-    RoomOccupancy, ServerMessage, WatchSnapshot, WatchState, validate_display_name,
-    validate_room_name,
+    ClientMessage, ErrorCode, IceServer, PROTOCOL_VERSION, PeerId, Role, ServerMessage,
+    WatchSnapshot, WatchState, validate_room_name,
 };
 
 use crate::ice::IceConfig;
@@ -419,25 +418,6 @@ impl Hub {
         out
     }
 
-    /// How many peers `room` holds for `asker`, as `rooms` answers it: the members
-    /// connected now (a peer inside its resume grace is not counted; it is back in the
-    /// count when it resumes). A room that does not exist reads 0, and so does a
-    /// password-protected room unless `asker` is in it: the query reveals no more about
-    /// a protected room than a `join` without its password does.
-    fn occupancy_of(&self, asker: PeerId, room: &str) -> usize {
-        let Some(state) = self.rooms.get(room) else {
-            return 0;
-        };
-        if state.password_hash.is_some() && self.room_of(asker) != Some(room) {
-            return 0;
-        }
-        state
-            .members
-            .iter()
-            .filter(|id| self.peers.get(id).is_some_and(|p| p.away_since.is_none()))
-            .count()
-    }
-
     /// `join` after the password check (see [`Credential`]).
     pub fn join(
         &mut self,
@@ -498,12 +478,15 @@ impl Hub {
             error(out, peer, ErrorCode::AlreadyHello, "hello was already sent");
             return;
         }
-        if let Err(e) = validate_display_name(name) {
-            error(out, peer, e.code(), e.to_string());
-            return;
-        }
+        let name = match clean_display_name(name) {
+            Ok(name) => name,
+            Err(e) => {
+                error(out, peer, e.code(), e.to_string());
+                return;
+            }
+        };
         state.hello = true;
-        name.trim().clone_into(&mut state.name);
+        state.name = name;
         state.role = role;
         let id = match resume.and_then(|t| self.tokens.verify_resume(t, now).ok()) {
             Some(old) if old != peer => self.resume(peer, old).unwrap_or(peer),
@@ -512,7 +495,8 @@ impl Hub {
         if id != peer {
             out.push(Action::Rekey { from: peer, to: id });
         }
-        let ice_servers: Vec<IceServer> = self.config.ice.servers_for(id, now);
+        // STUN only: TURN credentials come with a join (see `relay_servers`).
+        let ice_servers: Vec<IceServer> = self.config.ice.public_servers();
         out.push(Action::Send {
             to: vec![id],
             msg: ServerMessage::Welcome {
@@ -547,257 +531,6 @@ impl Hub {
             }
         }
         Some(old)
-    }
-
-    fn join_inner(
-        &mut self,
-        peer: PeerId,
-        now: Millis,
-        room_name: String,
-        credential: &Credential,
-        out: &mut Vec<Action>,
-    ) {
-        if let Err(e) = validate_room_name(&room_name) {
-            error(out, peer, e.code(), e.to_string());
-            return;
-        }
-        let state = &self.peers[&peer];
-        if state.room.as_deref() == Some(room_name.as_str()) {
-            // Back from a dropped connection: the others never saw us leave.
-            let peers = self
-                .room_members(&room_name)
-                .iter()
-                .filter(|id| **id != peer)
-                .map(|id| {
-                    let p = &self.peers[id];
-                    PeerInfo {
-                        id: *id,
-                        name: p.name.clone(),
-                        role: p.role,
-                    }
-                })
-                .collect();
-            let room = self.rooms.get(&room_name);
-            let watch = room.and_then(|r| r.watch.clone());
-            let protected = room.is_some_and(|r| r.password_hash.is_some());
-            let doc_token = self.tokens.issue(&room_name, peer, now);
-            out.push(Action::Send {
-                to: vec![peer],
-                msg: ServerMessage::Joined {
-                    room: room_name,
-                    peer_id: peer,
-                    peers,
-                    watch,
-                    doc_token,
-                    protected,
-                },
-            });
-            return;
-        }
-        if let Some(current) = &state.room {
-            error(
-                out,
-                peer,
-                ErrorCode::AlreadyInRoom,
-                format!("already in room {current}; leave first"),
-            );
-            return;
-        }
-        let info = PeerInfo {
-            id: peer,
-            name: state.name.clone(),
-            role: state.role,
-        };
-        let room_count = self.rooms.len();
-        let max_peers = self.config.max_peers_per_room;
-        let room = match self.rooms.entry(room_name.clone()) {
-            Entry::Occupied(entry) => {
-                let room = entry.into_mut();
-                if let Some(hash) = &room.password_hash {
-                    let ok = matches!(credential, Credential::Verified(h) if h == hash);
-                    if !ok {
-                        let message = match credential {
-                            Credential::None => "this room needs a password",
-                            Credential::Rejected => "wrong password",
-                            // Checked against what the room was a moment ago.
-                            _ => "the room changed; retry",
-                        };
-                        error(out, peer, ErrorCode::WrongPassword, message);
-                        return;
-                    }
-                } else if !matches!(credential, Credential::None) {
-                    // Protection is decided at creation: a password cannot protect an
-                    // open room afterwards, nor may the joiner believe it protected.
-                    error(
-                        out,
-                        peer,
-                        ErrorCode::PasswordMismatch,
-                        format!(
-                            "room {room_name} exists and is not password-protected; join it without a password or choose another name"
-                        ),
-                    );
-                    return;
-                }
-                if room.members.len() >= max_peers {
-                    error(
-                        out,
-                        peer,
-                        ErrorCode::RoomFull,
-                        format!("room {room_name} is full ({max_peers} peers)"),
-                    );
-                    return;
-                }
-                room
-            }
-            Entry::Vacant(entry) => {
-                if matches!(
-                    credential,
-                    Credential::Rejected | Credential::Verified(_) | Credential::Unchecked
-                ) {
-                    // Checked against a room that has since been forgotten: ask again.
-                    error(
-                        out,
-                        peer,
-                        ErrorCode::WrongPassword,
-                        "the room changed; retry",
-                    );
-                    return;
-                }
-                if room_count >= self.config.max_rooms {
-                    error(
-                        out,
-                        peer,
-                        ErrorCode::TooManyRooms,
-                        "the server holds too many rooms",
-                    );
-                    return;
-                }
-                let password_hash = match credential {
-                    Credential::NewHash(h) => Some(h.clone()),
-                    _ => None,
-                };
-                out.push(Action::Store(StoreOp::CreateRoom {
-                    room: room_name.clone(),
-                    password_hash: password_hash.clone(),
-                    now,
-                }));
-                entry.insert(Room {
-                    members: Vec::new(),
-                    password_hash,
-                    last_active: now,
-                    watch: None,
-                    vacant_since: None,
-                })
-            }
-        };
-        let peers: Vec<PeerInfo> = room
-            .members
-            .iter()
-            .map(|id| {
-                let p = &self.peers[id];
-                PeerInfo {
-                    id: *id,
-                    name: p.name.clone(),
-                    role: p.role,
-                }
-            })
-            .collect();
-        if !room.members.is_empty() {
-            out.push(Action::Send {
-                to: room.members.clone(),
-                msg: ServerMessage::PeerJoined { peer: info },
-            });
-        }
-        room.members.push(peer);
-        room.last_active = now;
-        room.vacant_since = None;
-        let watch = room.watch.clone();
-        let protected = room.password_hash.is_some();
-        out.push(Action::Store(StoreOp::TouchRoom {
-            room: room_name.clone(),
-            now,
-        }));
-        self.peers.get_mut(&peer).expect("present").room = Some(room_name.clone());
-        let doc_token = self.tokens.issue(&room_name, peer, now);
-        out.push(Action::Send {
-            to: vec![peer],
-            msg: ServerMessage::Joined {
-                room: room_name,
-                peer_id: peer,
-                peers,
-                watch,
-                doc_token,
-                protected,
-            },
-        });
-    }
-
-    /// Takes `peer` out of its room, telling the others. Returns the room it was in. An
-    /// open room left empty goes (see the module docs).
-    fn leave_room(&mut self, peer: PeerId, now: Millis, out: &mut Vec<Action>) -> Option<String> {
-        let name = self.peers.get_mut(&peer)?.room.take()?;
-        let room = self.rooms.get_mut(&name)?;
-        room.members.retain(|m| *m != peer);
-        room.last_active = now;
-        if !room.members.is_empty() {
-            out.push(Action::Send {
-                to: room.members.clone(),
-                msg: ServerMessage::PeerLeft { peer_id: peer },
-            });
-        } else if room.password_hash.is_none() && self.config.open_linger_ms <= 0.0 {
-            self.rooms.remove(&name);
-            out.push(Action::Store(StoreOp::DeleteRoom { room: name.clone() }));
-            return Some(name);
-        } else if room.password_hash.is_none() {
-            room.vacant_since = Some(now);
-            if !self.loaded_open.contains(&name) {
-                self.loaded_open.push(name.clone());
-            }
-        }
-        out.push(Action::Store(StoreOp::TouchRoom {
-            room: name.clone(),
-            now,
-        }));
-        Some(name)
-    }
-
-    /// `rooms`: the occupancy of each named room, in the order asked. The whole query is
-    /// refused when it names more than [`MAX_ROOMS_QUERY`] rooms (`badRequest`: a field
-    /// out of range) or any invalid name (`invalidRoomName`). Nothing is created or
-    /// stored.
-    fn occupancy(&self, peer: PeerId, names: Vec<String>, out: &mut Vec<Action>) {
-        if names.len() > MAX_ROOMS_QUERY {
-            error(
-                out,
-                peer,
-                ErrorCode::BadRequest,
-                format!(
-                    "a rooms query names at most {MAX_ROOMS_QUERY} rooms, not {}",
-                    names.len()
-                ),
-            );
-            return;
-        }
-        for (i, name) in names.iter().enumerate() {
-            if let Err(e) = validate_room_name(name) {
-                error(out, peer, e.code(), format!("rooms[{i}]: {e}"));
-                return;
-            }
-        }
-        let rooms = names
-            .into_iter()
-            .map(|room| {
-                let peers = self.occupancy_of(peer, &room);
-                RoomOccupancy {
-                    room,
-                    peers: u32::try_from(peers).unwrap_or(u32::MAX),
-                }
-            })
-            .collect();
-        out.push(Action::Send {
-            to: vec![peer],
-            msg: ServerMessage::Rooms { rooms },
-        });
     }
 
     fn watch(&mut self, peer: PeerId, now: Millis, state: WatchState, out: &mut Vec<Action>) {
@@ -837,5 +570,6 @@ fn error(out: &mut Vec<Action>, peer: PeerId, code: ErrorCode, message: impl Int
     });
 }
 
+mod membership;
 #[cfg(test)]
 mod tests;

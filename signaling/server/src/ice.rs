@@ -1,5 +1,6 @@
-//! ICE servers handed to each peer in `welcome`: STUN URLs as configured, and TURN
-//! credentials made per connection with coturn's shared-secret scheme
+//! ICE servers handed to each peer: STUN URLs as configured in `welcome`, and, with each
+//! successful `join` (never before), TURN credentials made per peer with coturn's
+//! shared-secret scheme
 //! (`use-auth-secret`): username `expiry:peerId`, credential
 //! `base64(HMAC-SHA1(secret, username))`, valid until `expiry` (Unix seconds).
 
@@ -37,7 +38,20 @@ impl std::fmt::Debug for TurnConfig {
 }
 
 impl IceConfig {
-    /// The list for `peer` at server time `now_ms`.
+    /// Whether a TURN relay is configured (its credentials are sent only after a join).
+    pub fn has_turn(&self) -> bool {
+        self.turn.as_ref().is_some_and(|t| !t.urls.is_empty())
+    }
+
+    /// The servers anyone who said `hello` may know: STUN, no credentials.
+    pub fn public_servers(&self) -> Vec<IceServer> {
+        let mut servers = self.servers_for(PeerId(0), 0.0);
+        servers.retain(|s| s.credential.is_none());
+        servers
+    }
+
+    /// The full list for `peer` at server time `now_ms`, TURN credentials included: for
+    /// a peer that has joined a room.
     pub fn servers_for(&self, peer: PeerId, now_ms: f64) -> Vec<IceServer> {
         let mut servers = Vec::new();
         if !self.stun_urls.is_empty() {
@@ -100,5 +114,13 @@ mod tests {
         assert_eq!(servers[1].username.as_deref(), Some("4600:7"));
         assert!(servers[1].credential.is_some());
         assert!(IceConfig::default().servers_for(PeerId(1), 0.0).is_empty());
+        assert!(ice.has_turn());
+        let public = ice.public_servers();
+        assert_eq!(public.len(), 1);
+        assert!(
+            public
+                .iter()
+                .all(|s| s.username.is_none() && s.credential.is_none())
+        );
     }
 }

@@ -6,6 +6,7 @@
 //!   argon2 on a bounded pool) and for room creation.
 //! - [`server`]: HTTP and WebSocket front (`/ws`, `/healthz`, `/metrics`, static files),
 //!   TLS, limits and shutdown.
+//! - [`updates`]: the kiosks' update feed (`--updates-dir`): manifests and RAUC bundles.
 //! - [`config`]: flags and `PORTAL_*` variables.
 
 pub mod config;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod token;
+pub mod updates;
 mod web;
 
 pub use config::Config;

@@ -10,11 +10,18 @@ pub struct Metrics {
     pub connections: AtomicI64,
     pub connections_total: AtomicU64,
     pub connections_rejected: AtomicU64,
+    /// Connections refused at accept: their address held `--max-conns-per-addr`.
+    pub connections_refused_per_addr: AtomicU64,
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub slow_consumers: AtomicU64,
+    /// The update feed (`--updates-dir`): manifests and bundle requests answered, bundle
+    /// bytes answered.
+    pub update_manifests: AtomicU64,
+    pub update_bundle_requests: AtomicU64,
+    pub update_bytes: AtomicU64,
     errors: [AtomicU64; ErrorCode::ALL.len()],
 }
 
@@ -66,6 +73,12 @@ impl Metrics {
             self.connections_rejected.load(Relaxed).to_string(),
         );
         metric(
+            "portal_connections_refused_per_addr_total",
+            "counter",
+            "Connections (HTTP, TLS or WebSocket) refused at accept: their address held its limit.",
+            self.connections_refused_per_addr.load(Relaxed).to_string(),
+        );
+        metric(
             "portal_peers",
             "gauge",
             "Peers known to the hub.",
@@ -112,6 +125,24 @@ impl Metrics {
             "counter",
             "Connections dropped because they did not read fast enough.",
             self.slow_consumers.load(Relaxed).to_string(),
+        );
+        metric(
+            "portal_update_manifests_total",
+            "counter",
+            "Update manifests served.",
+            self.update_manifests.load(Relaxed).to_string(),
+        );
+        metric(
+            "portal_update_bundle_requests_total",
+            "counter",
+            "Update bundle requests answered (whole or one range).",
+            self.update_bundle_requests.load(Relaxed).to_string(),
+        );
+        metric(
+            "portal_update_bytes_total",
+            "counter",
+            "Update bundle bytes answered.",
+            self.update_bytes.load(Relaxed).to_string(),
         );
         let _ = writeln!(
             out,

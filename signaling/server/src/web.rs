@@ -13,6 +13,26 @@ const FALLBACK_INDEX: &str = "<!doctype html><meta charset=utf-8><title>Portal</
 Run <code>cargo xtask setup</code> and build again, or start the server with \
 <code>--web-dir signaling/web/dist</code>.</p>";
 
+/// The Content-Security-Policy of every answer: the client's own scripts, styles and
+/// workers (Monaco's editor worker is a same-origin file); WebSockets to this server;
+/// the YouTube IFrame API (`https://www.youtube.com/iframe_api` and the player script
+/// it loads from the same host) and its player frames; direct `http(s)` videos for
+/// watch-together and `blob:` recordings. Monaco writes `<style>` elements, hence inline
+/// styles (never inline scripts). Nobody may frame the client (clickjacking).
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
+script-src 'self' https://www.youtube.com; \
+worker-src 'self'; \
+style-src 'self' 'unsafe-inline'; \
+img-src 'self' data: blob: https://i.ytimg.com; \
+font-src 'self' data:; \
+media-src 'self' blob: https: http:; \
+connect-src 'self'; \
+frame-src https://www.youtube.com https://www.youtube-nocookie.com; \
+object-src 'none'; \
+base-uri 'none'; \
+form-action 'none'; \
+frame-ancestors 'none'";
+
 /// Where files come from.
 #[derive(Debug, Clone)]
 pub(crate) enum WebRoot {

@@ -1,42 +1,21 @@
 //! Abuse, against the real `portal-server` over real WebSockets: taking over a room by
 //! creating it first, guessing passwords (on `/ws` and on `/yjs`), flooding room
-//! creation. Each attacker speaks from an address of its own (127.0.0.0/8 is all
-//! loopback), so the limits per address can be seen sparing everyone else.
+//! creation, fishing for TURN credentials, holding connections. Each attacker speaks
+//! from an address of its own (127.0.0.0/8 is all loopback), so the limits per address
+//! can be seen sparing everyone else.
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use common::{Client, Ws, http_get, next_text};
+use common::{Client, Ws, client_from, loopback, metric, next_text, tcp_from};
 use portal_proto::{ClientMessage, ErrorCode, Role, ServerMessage};
 use portal_testkit::ServerProc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::MaybeTlsStream;
 
 const ME: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-/// A loopback address other than 127.0.0.1, for one attacker.
-fn loopback(last: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
-}
-
-async fn tcp_from(from: IpAddr, to: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.bind(SocketAddr::new(from, 0)).expect("bind");
-    socket.connect(to).await.expect("connect")
-}
-
-/// A signaling client connected from `from`, after `hello`.
-async fn client_from(server: &ServerProc, from: IpAddr, name: &str, role: Role) -> Client {
-    let tcp = tcp_from(from, server.addr).await;
-    let (ws, _): (Ws, _) =
-        tokio_tungstenite::client_async(server.ws_url(), MaybeTlsStream::Plain(tcp))
-            .await
-            .expect("websocket handshake");
-    Client::hello_over(ws, name, role).await
-}
 
 /// Sends `join` and returns the raw text of the answer (to see which fields it has).
 async fn join_raw(c: &mut Client, room: &str, password: Option<&str>) -> String {
@@ -85,18 +64,6 @@ async fn leave(c: &mut Client) {
             other => panic!("expected left, got {other:?}"),
         }
     }
-}
-
-async fn metric(server: &ServerProc, line_start: &str) -> u64 {
-    let (status, _, body) = http_get(server.addr, "/metrics", &[]).await;
-    assert_eq!(status, 200);
-    let body = String::from_utf8(body).unwrap();
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(line_start)
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("no metric {line_start} in\n{body}"))
 }
 
 #[tokio::test]
@@ -426,4 +393,195 @@ async fn room_creation_is_limited_per_address_and_join_leave_cannot_fill_the_ser
     keeper.join("kept", Some("pw")).await;
     leave(&mut keeper).await;
     assert_eq!(metric(&server, "portal_rooms_known ").await, 3);
+}
+
+#[tokio::test]
+async fn turn_credentials_go_only_to_a_connection_that_joined() {
+    let server = ServerProc::start(&[
+        "--stun-url",
+        "stun:stun.example.org:3478",
+        "--turn-url",
+        "turn:turn.example.org:3478",
+        "--turn-secret",
+        "s3cret",
+    ]);
+    let mut host = Client::hello(&server, "host").await;
+    host.send(&ClientMessage::Join {
+        room: "locked".into(),
+        password: Some("pw".into()),
+    })
+    .await;
+    assert!(matches!(
+        host.recv().await,
+        ServerMessage::IceServers { .. }
+    ));
+    assert!(joined_protected(&host.recv().await));
+
+    // Everything short of a successful join, read as raw text: no credential anywhere.
+    let tcp = tcp_from(loopback(40), server.addr).await;
+    let (mut ws, _): (Ws, _) =
+        tokio_tungstenite::client_async(server.ws_url(), MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("websocket handshake");
+    let hello = ClientMessage::Hello {
+        protocol: portal_proto::PROTOCOL_VERSION,
+        name: "relay-seeker".into(),
+        role: Role::Kiosk,
+        resume: None,
+    };
+    let attempts = [
+        hello.to_json(),
+        ClientMessage::Rooms {
+            rooms: vec!["locked".into()],
+        }
+        .to_json(),
+        r#"{"type":"join","room":"../bad"}"#.to_owned(),
+        r#"{"type":"join","room":"locked"}"#.to_owned(),
+        r#"{"type":"join","room":"locked","password":"guess"}"#.to_owned(),
+        r#"{"type":"ping","id":1,"clientTime":0}"#.to_owned(),
+    ];
+    for attempt in &attempts {
+        common::send_raw(&mut ws, attempt).await;
+        let answer = tokio::time::timeout(Duration::from_secs(30), next_text(&mut ws))
+            .await
+            .expect("an answer within 30 s")
+            .expect("connection open");
+        assert!(
+            !answer.contains("credential") && !answer.contains("turn:"),
+            "{attempt} was answered with relay credentials: {answer}"
+        );
+        assert!(!answer.contains(r#""type":"iceServers""#), "{answer}");
+    }
+    // The welcome gave STUN alone; the join that succeeds brings TURN, made for this peer.
+    common::send_raw(&mut ws, r#"{"type":"join","room":"open-room"}"#).await;
+    let Some(ServerMessage::IceServers { ice_servers }) = next_text(&mut ws)
+        .await
+        .and_then(|t| ServerMessage::parse(&t).ok())
+    else {
+        panic!("a successful join brings the ICE servers first");
+    };
+    assert!(ice_servers.iter().any(|s| s.credential.is_some()));
+    assert!(matches!(
+        common::recv(&mut ws).await,
+        ServerMessage::Joined { .. }
+    ));
+}
+
+/// One plain HTTP request from `from`, answered or refused: the status line.
+async fn status_line_from(server: &ServerProc, from: IpAddr) -> String {
+    let mut tcp = tcp_from(from, server.addr).await;
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    reply.lines().next().unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_64_connections_and_others_are_unaffected() {
+    // The default limit (--max-conns-per-addr 64).
+    let server = ServerProc::start(&[]);
+    let from = loopback(50);
+    let mut clients = Vec::new();
+    for i in 0..60 {
+        clients.push(client_from(&server, from, &format!("c{i}"), Role::Browser).await);
+    }
+    // Kept-alive plain HTTP connections count too.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut tcp = tcp_from(from, server.addr).await;
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        idle.push(tcp);
+    }
+    // The 65th: a WebSocket and a plain request are both refused with 429.
+    let tcp = tcp_from(from, server.addr).await;
+    match tokio_tungstenite::client_async(server.ws_url(), MaybeTlsStream::Plain(tcp)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 429);
+        }
+        other => panic!(
+            "the 65th connection was not refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert!(
+        status_line_from(&server, from)
+            .await
+            .starts_with("HTTP/1.1 429")
+    );
+    // Another address is not affected, nor are the connections already in.
+    assert!(
+        status_line_from(&server, ME)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    let _other = Client::hello(&server, "other").await;
+    let last = clients.last_mut().unwrap();
+    last.send(&ClientMessage::Ping {
+        id: 7,
+        client_time: 0.0,
+    })
+    .await;
+    assert!(matches!(last.recv().await, ServerMessage::Pong { .. }));
+    assert!(metric(&server, "portal_connections_refused_per_addr_total ").await >= 2);
+    // Closed connections give their slots back.
+    drop(idle);
+    clients.truncate(50);
+    let started = Instant::now();
+    loop {
+        if status_line_from(&server, from)
+            .await
+            .starts_with("HTTP/1.1 200")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "slots never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _again = client_from(&server, from, "again", Role::Browser).await;
+}
+
+#[tokio::test]
+async fn a_silent_or_slow_request_does_not_hold_its_slot() {
+    let server = ServerProc::start(&["--max-conns-per-addr", "2"]);
+    let from = loopback(60);
+    // Headers that never end, and a connection that never says anything.
+    let mut slow = tcp_from(from, server.addr).await;
+    slow.write_all(b"GET / HTTP/1.1\r\nX-Slow: ").await.unwrap();
+    let mut silent = tcp_from(from, server.addr).await;
+    assert!(
+        status_line_from(&server, from)
+            .await
+            .starts_with("HTTP/1.1 429")
+    );
+    // Both are closed by the header read timeout (10 s), and the address gets in again.
+    let mut buf = [0u8; 64];
+    for tcp in [&mut slow, &mut silent] {
+        let closed = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf)).await;
+        assert!(
+            closed.is_ok(),
+            "a slow connection was kept past the header timeout"
+        );
+    }
+    let started = Instant::now();
+    while !status_line_from(&server, from)
+        .await
+        .starts_with("HTTP/1.1 200")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "slots never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

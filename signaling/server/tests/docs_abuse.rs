@@ -11,11 +11,10 @@ use docs_client::{DocClient, Ended, Signaling, metric};
 use futures_util::{SinkExt, StreamExt};
 use portal_testkit::ServerProc;
 use tokio_tungstenite::tungstenite::Message;
-use yrs::sync::awareness::AwarenessUpdateEntry;
-use yrs::sync::{AwarenessUpdate, Message as YMessage, SyncMessage};
+use yrs::StateVector;
+use yrs::sync::{Message as YMessage, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, StateVector};
 
 /// The close code of a connection that ended (a refused upgrade counts as its status).
 async fn ended_with(c: &mut DocClient) -> u16 {
@@ -27,20 +26,7 @@ async fn ended_with(c: &mut DocClient) -> u16 {
 
 /// An awareness message setting `entries` (client id, clock, JSON).
 fn awareness(entries: &[(u64, u32, &str)]) -> YMessage {
-    YMessage::Awareness(AwarenessUpdate {
-        clients: entries
-            .iter()
-            .map(|(id, clock, json)| {
-                (
-                    ClientID::new(*id),
-                    AwarenessUpdateEntry {
-                        clock: *clock,
-                        json: (*json).into(),
-                    },
-                )
-            })
-            .collect(),
-    })
+    YMessage::Awareness(portal_signaling::docs::awareness_update(entries))
 }
 
 /// Connects to a room that exists and syncs, without joining it first.

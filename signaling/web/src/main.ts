@@ -5,6 +5,7 @@ import { mountCall, type Feature } from "./call/view";
 import { Session } from "./call/session";
 import { el, field } from "./dom";
 import { features } from "./features";
+import { cleanDisplayName } from "./names";
 
 const app = document.getElementById("app") as HTMLElement;
 
@@ -59,11 +60,14 @@ async function roomPage(room: string): Promise<void> {
   micSel.onchange = cameraSel.onchange;
 
   const go = () => {
-    const who = name.value.trim();
-    if (!who) {
-      problem.textContent = "Please enter your name.";
+    // Cleaned as the server will (no invisible or bidi characters): the name shown here
+    // for our own chat lines is the one the others see.
+    const cleaned = cleanDisplayName(name.value);
+    if ("error" in cleaned) {
+      problem.textContent = name.value.trim() ? `Please choose another name: ${cleaned.error}.` : "Please enter your name.";
       return;
     }
+    const who = cleaned.name;
     localStorage.setItem("portal.name", who);
     const call = new Session({ room, name: who, ...(password.value ? { password: password.value } : {}), excludeH264: params.get("codec") === "vp8" });
     // Hand the opened media over rather than asking for the devices twice.

@@ -32,12 +32,15 @@ impl Server {
     pub(crate) fn portal(bin: &Path, args: &[&str], log: &str) -> Result<Server> {
         let data = TempDir::new("bench-data");
         let mut cmd = Command::new(bin);
-        // The load generators make every room from one address: the per-address room
-        // creation limit (an abuse guard) is off, as the message limits are per bench.
+        // The load generators make every room and connection from one address: the
+        // per-address room creation and connection limits (abuse guards) are off, as the
+        // message limits are per bench.
         cmd.args([
             "--bind",
             "127.0.0.1:0",
             "--room-create-rate",
+            "0",
+            "--max-conns-per-addr",
             "0",
             "--data-dir",
         ])

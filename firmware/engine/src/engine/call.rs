@@ -298,6 +298,8 @@ impl Engine {
             }
             ServerMessage::Signal { from, data } => self.remote_signal(from, data),
             ServerMessage::Error { code, message } => self.server_error(now, code, message),
+            // TURN credentials, sent with a join only; peers made from here on use them.
+            ServerMessage::IceServers { ice_servers } => self.ice_servers = ice_servers,
             ServerMessage::Watch { .. }
             | ServerMessage::Pong { .. }
             | ServerMessage::Rooms { .. } => {}

@@ -13,6 +13,25 @@ use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 
 const NULL: &str = "null";
 
+/// An awareness update setting `entries` (client id, clock, JSON state). For tests and
+/// tools that speak to the server (the unit tests here, the abuse tests in `tests/`).
+pub fn awareness_update(entries: &[(u64, u32, &str)]) -> AwarenessUpdate {
+    AwarenessUpdate {
+        clients: entries
+            .iter()
+            .map(|(id, clock, json)| {
+                (
+                    ClientID::new(*id),
+                    AwarenessUpdateEntry {
+                        clock: *clock,
+                        json: (*json).into(),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
 #[derive(Debug, Clone)]
 struct State {
     clock: u32,

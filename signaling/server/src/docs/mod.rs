@@ -66,6 +66,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 
+pub use awareness::awareness_update;
 pub use metrics::{DocsMetrics, Rejection};
 
 use crate::store::Store;

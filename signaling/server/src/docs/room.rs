@@ -565,7 +565,6 @@ impl Room {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
     use yrs::sync::{Message, SyncMessage};
     use yrs::{ClientID, GetString, Text};
 
@@ -600,20 +599,7 @@ mod tests {
     }
 
     fn awareness(entries: &[(u64, u32, &str)]) -> Incoming {
-        Incoming::Awareness(AwarenessUpdate {
-            clients: entries
-                .iter()
-                .map(|(id, clock, json)| {
-                    (
-                        ClientID::new(*id),
-                        AwarenessUpdateEntry {
-                            clock: *clock,
-                            json: (*json).into(),
-                        },
-                    )
-                })
-                .collect(),
-        })
+        Incoming::Awareness(crate::docs::awareness_update(entries))
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub(crate) const MAX_ANY_DEPTH: usize = 128;
 /// few hundred; every state is sent to every member and to every newcomer.
 pub(crate) const MAX_AWARENESS: usize = 64 * 1024;
 
+/// Client ids are below 2^53.
+const MAX_CLIENT_ID: u64 = 1 << 53;
+
 /// A decoded client message.
 #[derive(Debug)]
 pub(crate) enum Incoming {
@@ -60,9 +63,12 @@ pub(crate) fn decode_frame(
             let (start, end) = cur.buf_range()?;
             let body = &frame[start..end];
             match kind {
-                k if k == u64::from(MSG_SYNC_STEP_1) => StateVector::decode_v1(body)
-                    .map(|sv| Some(Incoming::SyncStep1(sv)))
-                    .map_err(|_| FrameError::Malformed("bad state vector")),
+                k if k == u64::from(MSG_SYNC_STEP_1) => {
+                    check_client_ids(body, false)?;
+                    StateVector::decode_v1(body)
+                        .map(|sv| Some(Incoming::SyncStep1(sv)))
+                        .map_err(|_| FrameError::Malformed("bad state vector"))
+                }
                 k if k == u64::from(MSG_SYNC_STEP_2) || k == u64::from(MSG_SYNC_UPDATE) => {
                     if body.len() > max_update {
                         return Err(FrameError::TooLarge(body.len()));
@@ -78,6 +84,7 @@ pub(crate) fn decode_frame(
             if end - start > MAX_AWARENESS {
                 return Err(FrameError::AwarenessTooLarge(end - start));
             }
+            check_client_ids(&frame[start..end], true)?;
             let update = AwarenessUpdate::decode_v1(&frame[start..end])
                 .map_err(|_| FrameError::Malformed("bad awareness update"))?;
             // Every client parses every state: one that is not JSON would break them.
@@ -131,7 +138,7 @@ pub(crate) fn check_update_v1(update: &[u8]) -> Result<(), FrameError> {
     let clients = cur.var_u64()?;
     for _ in 0..clients {
         let blocks = cur.var_u64()?;
-        cur.var_u64()?; // client
+        cur.client()?;
         cur.var_u64()?; // clock
         for _ in 0..blocks {
             check_block(&mut cur)?;
@@ -140,11 +147,26 @@ pub(crate) fn check_update_v1(update: &[u8]) -> Result<(), FrameError> {
     // Delete set: clients, each with ranges of (clock, len).
     let clients = cur.var_u64()?;
     for _ in 0..clients {
-        cur.var_u64()?;
+        cur.client()?;
         let ranges = cur.var_u64()?;
         for _ in 0..ranges {
             cur.var_u64()?;
             cur.var_u64()?;
+        }
+    }
+    Ok(())
+}
+
+/// A state vector's (`awareness: false`) or an awareness update's client ids must fit in
+/// yrs' 53 bits, as every update's do ([`Cursor::client`]).
+fn check_client_ids(body: &[u8], awareness: bool) -> Result<(), FrameError> {
+    let mut cur = Cursor::new(body);
+    let clients = cur.var_u64()?;
+    for _ in 0..clients {
+        cur.client()?;
+        cur.var_u64()?; // clock
+        if awareness {
+            cur.buf()?; // state (JSON)
         }
     }
     Ok(())
@@ -164,18 +186,18 @@ fn check_block(cur: &mut Cursor<'_>) -> Result<(), FrameError> {
         return Ok(());
     }
     if info & HAS_ORIGIN != 0 {
-        cur.var_u64()?;
+        cur.client()?;
         cur.var_u64()?;
     }
     if info & HAS_RIGHT_ORIGIN != 0 {
-        cur.var_u64()?;
+        cur.client()?;
         cur.var_u64()?;
     }
     if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
         if cur.var_u64()? == 1 {
             cur.buf()?; // parent type name
         } else {
-            cur.var_u64()?; // parent item id
+            cur.client()?; // parent item id
             cur.var_u64()?;
         }
         if info & HAS_PARENT_SUB != 0 {
@@ -301,6 +323,17 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A client id: yrs takes 53 bits (JavaScript's safe integers) and asserts so in
+    /// debug builds, silently mangling larger ids in release ones. Found by the
+    /// property tests in `wire/fuzz.rs`.
+    fn client(&mut self) -> Result<u64, FrameError> {
+        let id = self.var_u64()?;
+        if id >= MAX_CLIENT_ID {
+            return Err(FrameError::Malformed("client id over 53 bits"));
+        }
+        Ok(id)
+    }
+
     fn skip(&mut self, n: usize) -> Result<(), FrameError> {
         if self.buf.len() - self.pos < n {
             return Err(FrameError::Malformed("message ends early"));
@@ -324,6 +357,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,8 @@
 #![allow(clippy::float_cmp)]
 
 use portal_proto::{
-    IceCandidate, SdpType, SessionDescription, SignalData, VideoSource, WatchSnapshot,
+    IceCandidate, MAX_ROOMS_QUERY, SdpType, SessionDescription, SignalData, VideoSource,
+    WatchSnapshot,
 };
 
 use super::*;

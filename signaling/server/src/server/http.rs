@@ -3,17 +3,20 @@
 #![allow(clippy::wildcard_imports)]
 use super::*;
 
-pub(super) async fn serve_http<S>(stream: S, addr: SocketAddr, shared: Arc<Shared>)
+/// Serves one accepted connection. `slot` (its place in its address's count) is held
+/// until the connection closes, or the WebSocket it became does (see [`upgrade`]).
+pub(super) async fn serve_http<S>(stream: S, addr: SocketAddr, shared: Arc<Shared>, slot: Arc<Slot>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| {
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(route(req, addr, shared).await) }
+        req.extensions_mut().insert(slot.clone());
+        async move { Ok::<_, Infallible>(with_security_headers(route(req, addr, shared).await)) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(e) = conn.await {
@@ -22,6 +25,31 @@ where
 }
 
 type Body = Full<Bytes>;
+
+/// Headers on every answer but a WebSocket upgrade: the client's Content-Security-Policy
+/// (see [`CONTENT_SECURITY_POLICY`]), no framing, no content sniffing, and a referrer
+/// that is the origin alone (room names are in paths; YouTube's player refuses to play
+/// with no referrer at all, so `no-referrer` would break watch-together).
+fn with_security_headers(mut resp: Response<Body>) -> Response<Body> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return resp;
+    }
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin"),
+    );
+    resp
+}
 
 async fn route(req: Request<Incoming>, addr: SocketAddr, shared: Arc<Shared>) -> Response<Body> {
     let path = req.uri().path().to_owned();
@@ -61,6 +89,9 @@ async fn route(req: Request<Incoming>, addr: SocketAddr, shared: Arc<Shared>) ->
                 HeaderValue::from_static("text/plain; version=0.0.4"),
             );
             resp
+        }
+        (&Method::GET, p) if p.starts_with("/updates/") => {
+            crate::updates::serve(shared.updates.as_ref(), &req, &shared.metrics).await
         }
         (&Method::GET | &Method::HEAD, _) => static_file(&req, &path, &shared),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
@@ -112,10 +143,6 @@ fn static_file(req: &Request<Incoming>, path: &str, shared: &Shared) -> Response
         HeaderValue::from_static(asset.content_type),
     );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(if asset.immutable {
@@ -301,10 +328,13 @@ fn upgrade(
     accept: &str,
 ) -> Response<Body> {
     let guard = shared.tasks.enter();
+    // The address's slot goes with the WebSocket, which outlives the HTTP connection.
+    let slot = req.extensions().get::<Arc<Slot>>().cloned();
     shared.metrics.connections.fetch_add(1, Relaxed);
     shared.metrics.connections_total.fetch_add(1, Relaxed);
     tokio::spawn(async move {
         let _guard = guard;
+        let _slot = slot;
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let cap = match endpoint {

@@ -35,16 +35,23 @@ use crate::limits::TokenBucket;
 use crate::metrics::{HubGauges, Metrics};
 use crate::store::{PEER_ID_BLOCK, Store, StoreError, StoreThread, now_ms, reserve_peer_ids};
 use crate::token::{DocTokens, TokenError};
-use crate::web::{WebRoot, parse_range};
+use crate::web::{CONTENT_SECURITY_POLICY, WebRoot, parse_range};
 
 mod conn;
 mod http;
+mod slots;
 
 use conn::{Connection, Tracker};
 use http::serve_http;
+use slots::{AddrSlots, Slot};
 
 /// Frames queued for one connection before it counts as too slow and is dropped.
 const OUTBOX_CAPACITY: usize = 1024;
+/// A TLS client has this long to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client has this long to send a request's headers (the first, or the next on a
+/// kept-alive connection): a slow or silent client does not hold its slot longer.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the server could not start. Each is a clear message for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +82,15 @@ struct Shared {
     store: Store,
     docs: Arc<DocsHub>,
     web: WebRoot,
+    updates: Option<crate::updates::UpdateFeed>,
     tokens: DocTokens,
     limits: Limits,
     /// Every password and token check, and room creation, per address and per room.
     guard: Arc<Guard>,
+    /// Open connections per client address.
+    slots: Arc<AddrSlots>,
+    /// Refused connections being answered now (see [`refuse`]).
+    refusing: AtomicUsize,
     next_peer: AtomicU64,
     shutdown: watch::Receiver<bool>,
     tasks: Tracker,
@@ -165,6 +177,10 @@ impl Server {
                 .web_dir
                 .clone()
                 .map_or(WebRoot::Embedded, WebRoot::Dir),
+            updates: config
+                .updates_dir
+                .clone()
+                .map(crate::updates::UpdateFeed::new),
             tokens,
             limits: Limits {
                 max_connections: config.max_connections,
@@ -176,6 +192,8 @@ impl Server {
                 max_doc_frame: config.docs_config().max_update + 64 * 1024,
             },
             guard: Guard::new(config.guard_config(), HashPool::threads_for_this_machine()),
+            slots: AddrSlots::new(config.max_conns_per_addr),
+            refusing: AtomicUsize::new(0),
             next_peer: AtomicU64::new(loaded.first_peer_id),
             shutdown,
             tasks: Tracker::default(),
@@ -224,20 +242,28 @@ impl Server {
                 _ = shutdown.changed() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, addr)) => {
+                        // Counted from accept to close, before any TLS or HTTP work.
+                        let Some(slot) = shared.slots.take(addr.ip()) else {
+                            shared.metrics.connections_refused_per_addr.fetch_add(1, Relaxed);
+                            tracing::debug!(%addr, "too many connections from this address");
+                            tokio::spawn(refuse(tcp, tls.is_some(), shared.clone()));
+                            continue;
+                        };
+                        let slot = Arc::new(slot);
                         let _ = tcp.set_nodelay(true);
                         let shared = shared.clone();
                         let tls = tls.clone();
                         tokio::spawn(async move {
                             match tls {
                                 Some(acceptor) => {
-                                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                                    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
                                     match handshake {
-                                        Ok(Ok(stream)) => serve_http(stream, addr, shared).await,
+                                        Ok(Ok(stream)) => serve_http(stream, addr, shared, slot).await,
                                         Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
                                         Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
                                     }
                                 }
-                                None => serve_http(tcp, addr, shared).await,
+                                None => serve_http(tcp, addr, shared, slot).await,
                             }
                         });
                     }
@@ -264,6 +290,35 @@ impl Server {
             .ok();
         tracing::info!("store flushed; bye");
     }
+}
+
+/// Refused connections being answered at once at most; beyond, they are closed unanswered.
+const MAX_REFUSING: usize = 256;
+
+/// Ends a connection from an address over its limit: plain HTTP reads a 429 (what the
+/// client sent is drained briefly so the answer is not lost to a reset), TLS is closed
+/// before the handshake. At most [`MAX_REFUSING`] answers (half a second each) at once.
+async fn refuse(mut tcp: tokio::net::TcpStream, tls: bool, shared: Arc<Shared>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if tls {
+        return;
+    }
+    if shared.refusing.fetch_add(1, Relaxed) >= MAX_REFUSING {
+        shared.refusing.fetch_sub(1, Relaxed);
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        let _ = tcp.write_all(slots::REFUSAL).await;
+        let _ = tcp.shutdown().await;
+        let mut sink = [0u8; 1024];
+        for _ in 0..16 {
+            if matches!(tcp.read(&mut sink).await, Ok(0) | Err(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+    shared.refusing.fetch_sub(1, Relaxed);
 }
 
 fn load_tls(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> {

@@ -2,13 +2,13 @@
 //! real WebSockets and plain HTTP.
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use portal_proto::{ClientMessage, PROTOCOL_VERSION, PeerId, Role, ServerMessage};
 use portal_testkit::ServerProc;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -124,4 +124,38 @@ pub async fn http_get(
 ) -> (u16, String, Vec<u8>) {
     let reply = portal_testkit::http(addr, "GET", path, headers, None).await;
     (reply.status, reply.head, reply.body)
+}
+
+/// A loopback address other than 127.0.0.1, for one attacker.
+pub fn loopback(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+}
+
+pub async fn tcp_from(from: IpAddr, to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::new(from, 0)).expect("bind");
+    socket.connect(to).await.expect("connect")
+}
+
+/// A signaling client connected from `from`, after `hello`.
+pub async fn client_from(server: &ServerProc, from: IpAddr, name: &str, role: Role) -> Client {
+    let tcp = tcp_from(from, server.addr).await;
+    let (ws, _): (Ws, _) =
+        tokio_tungstenite::client_async(server.ws_url(), MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("websocket handshake");
+    Client::hello_over(ws, name, role).await
+}
+
+/// The value of the `/metrics` line that starts with `line_start`.
+pub async fn metric(server: &ServerProc, line_start: &str) -> u64 {
+    let (status, _, body) = http_get(server.addr, "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    let body = String::from_utf8(body).unwrap();
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(line_start)
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no metric {line_start} in\n{body}"))
 }

@@ -8,7 +8,7 @@
 // - data channels are pre-negotiated: `chat` id 0 (JSON text), `file` id 1;
 // - offer rule in `rules.ts`; the answerer never re-offers.
 
-import type { PeerId, PeerInfo, ServerMessage, WatchSnapshot, WatchState } from "../gen/protocol";
+import type { IceServer, PeerId, PeerInfo, ServerMessage, WatchSnapshot, WatchState } from "../gen/protocol";
 import { Signaling } from "../signaling";
 import { CHAT_CHANNEL, FILE_CHANNEL, preferCodecs, shouldOffer, type TransceiverSlot } from "./rules";
 
@@ -293,7 +293,11 @@ export class Session {
         // connections to the old one, so ours to them are stale too.
         if (this.selfId !== null && msg.peerId !== this.selfId) for (const peer of [...this.peers.values()]) this.removePeer(peer);
         this.selfId = msg.peerId;
-        this.iceServers = msg.iceServers.map((s) => ({ urls: s.urls, ...(s.username ? { username: s.username } : {}), ...(s.credential ? { credential: s.credential } : {}) }));
+        this.iceServers = toRtcIceServers(msg.iceServers);
+        break;
+      case "iceServers":
+        // TURN credentials come only with a successful join, just before `joined`.
+        this.iceServers = toRtcIceServers(msg.iceServers);
         break;
       case "joined": {
         this.docToken = msg.docToken;
@@ -497,6 +501,10 @@ export class Session {
     peer.pc.close();
     this.emit("peer-removed", peer);
   }
+}
+
+function toRtcIceServers(servers: IceServer[]): RTCIceServer[] {
+  return servers.map((s) => ({ urls: s.urls, ...(s.username ? { username: s.username } : {}), ...(s.credential ? { credential: s.credential } : {}) }));
 }
 
 function candidateInit(c: RTCIceCandidate): { candidate: string; sdpMid?: string; sdpMLineIndex?: number; usernameFragment?: string } {

@@ -10,6 +10,15 @@ export const FILE_CHUNK_PAYLOAD = 65532;
 export const MAX_CHAT_TEXT = 4000;
 export const MAX_FILE_NAME = 255;
 
+export const MAX_NAME_CHARS = 64;
+export const MAX_NAME_BYTES = 256;
+export const MAX_COMBINING_RUN = 4;
+export const MAX_RAW_NAME_BYTES = 1024;
+export const NAME_INVISIBLE_RANGES: ReadonlyArray<readonly [number, number]> = [[0x00AD, 0x00AD], [0x034F, 0x034F], [0x061C, 0x061C], [0x115F, 0x1160], [0x17B4, 0x17B5], [0x180B, 0x180F], [0x200B, 0x200F], [0x202A, 0x202E], [0x2060, 0x2064], [0x2066, 0x206F], [0x3164, 0x3164], [0xFE00, 0xFE0F], [0xFEFF, 0xFEFF], [0xFFA0, 0xFFA0], [0xFFF9, 0xFFFB], [0xE0000, 0xE007F]];
+export const NAME_COMBINING_RANGES: ReadonlyArray<readonly [number, number]> = [[0x0300, 0x036F], [0x0483, 0x0489], [0x1AB0, 0x1AFF], [0x1DC0, 0x1DFF], [0x20D0, 0x20FF], [0xFE20, 0xFE2F]];
+export const NAME_SPACE_RANGES: ReadonlyArray<readonly [number, number]> = [[0x0009, 0x000D], [0x0020, 0x0020], [0x0085, 0x0085], [0x00A0, 0x00A0], [0x1680, 0x1680], [0x2000, 0x200A], [0x2028, 0x2029], [0x202F, 0x202F], [0x205F, 0x205F], [0x3000, 0x3000]];
+export const NAME_CONTROL_RANGES: ReadonlyArray<readonly [number, number]> = [[0x0000, 0x001F], [0x007F, 0x009F]];
+
 export type PeerId = number;
 
 export type Role = "browser" | "kiosk";
@@ -26,7 +35,7 @@ docToken: string,
  * is created and never changes, so a client that was given a password can refuse
  * a room that turns out open. Absent (from an older server) reads as false.
  */
-protected: boolean, } | { "type": "left", room: string, } | { "type": "peerJoined", peer: PeerInfo, } | { "type": "peerLeft", peerId: PeerId, } | { "type": "signal", from: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, serverTime: number, by?: PeerId, } | { "type": "pong", id: number, clientTime: number, serverTime: number, } | { "type": "rooms", rooms: Array<RoomOccupancy>, } | { "type": "error", code: ErrorCode, message: string, };
+protected: boolean, } | { "type": "iceServers", iceServers: Array<IceServer>, } | { "type": "left", room: string, } | { "type": "peerJoined", peer: PeerInfo, } | { "type": "peerLeft", peerId: PeerId, } | { "type": "signal", from: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, serverTime: number, by?: PeerId, } | { "type": "pong", id: number, clientTime: number, serverTime: number, } | { "type": "rooms", rooms: Array<RoomOccupancy>, } | { "type": "error", code: ErrorCode, message: string, };
 
 export type ErrorCode = "badRequest" | "unsupportedProtocol" | "helloRequired" | "alreadyHello" | "notInRoom" | "alreadyInRoom" | "invalidRoomName" | "invalidName" | "roomFull" | "wrongPassword" | "passwordMismatch" | "unknownPeer" | "tooLarge" | "rateLimited" | "idleTimeout" | "serverFull" | "tooManyRooms" | "shuttingDown" | "internal";
 
@@ -60,4 +69,4 @@ export type FileMessage = { "type": "offer", id: number, name: string, size: num
 
 export type TransferSide = "sender" | "receiver";
 
-export type DeclineReason = "declined" | "policy" | "tooLarge" | "invalid";
+export type DeclineReason = "declined" | "policy" | "tooLarge" | "invalid" | "busy" | "noSpace";
