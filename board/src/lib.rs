@@ -16,6 +16,10 @@
 //! - [`linux`] (feature `linux`): V4L2 and libcamera cameras and ALSA devices found in
 //!   sysfs and procfs; no ioctl, so no device library and no libclang.
 //!
+//! Besides the media devices, a board may have a status panel ([`panel`]: a small
+//! monochrome display) and a button ([`button`]: short and long presses). Each is a trait
+//! with a `sim` and a `linux` implementation; both are optional on a real kiosk.
+//!
 //! Board facts (does it encode H.264 in hardware?) are hints: the media crate still
 //! checks that an element exists before using it (ARCHITECTURE.md: pick the encoder at
 //! run time, never by board name alone).
@@ -25,7 +29,12 @@ pub mod linux;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub mod button;
 mod error;
+pub mod panel;
+
+pub use button::{Button, Press};
+pub use panel::{Panel, PanelCall, PanelState};
 
 pub use error::{Error, ErrorKind};
 

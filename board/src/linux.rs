@@ -15,6 +15,15 @@
 //!
 //! [`LinuxBoard::with_root`] reads the same files under another directory, which is how
 //! the tests run without the hardware.
+//!
+//! The status panel is an SSD1306 on I2C ([`LinuxPanel`]) and the button a GPIO line
+//! ([`LinuxButton`]); the kiosk opens them from its config, and either may be absent.
+
+mod button;
+mod panel;
+
+pub use button::LinuxButton;
+pub use panel::LinuxPanel;
 
 use std::fs;
 use std::io;

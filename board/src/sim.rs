@@ -14,6 +14,15 @@
 //! card would. `sim:alsa-null` goes through ALSA's `null` device instead (with
 //! `provide-clock=false`), for checking the ALSA path; that device does not run in real
 //! time, so GStreamer's ring buffer spins a core writing to it, and it is not the default.
+//!
+//! The status panel ([`SimPanel`]) writes its frames as PNG files, and the button
+//! ([`sim_button`]) is pressed from software.
+
+mod button;
+mod panel;
+
+pub use button::{SimButton, SimButtonHandle, sim_button};
+pub use panel::{SimPanel, from_png, to_png};
 
 use crate::{
     Backend, Board, BoardFacts, DeviceInfo, DeviceKind, ElementDescription, Error, Sink, Source,

@@ -17,10 +17,6 @@
 //! snapshot_dir = "/run/user/1000/portal-kiosk/snapshots"  # private (0700)
 //! status_token_file = "/run/user/1000/portal-kiosk/status-token"
 //! shared_dir = "/srv/portal/shared"  # POST /files/send may offer files from here
-//! [devices]                  # board device ids (the Settings screen lists them); default: the board's first
-//! camera = "/dev/video0"     # sim: "sim:call", "sim:bars", ...
-//! microphone = "plughw:1,0"
-//! speaker = "plughw:1,0"
 //! [video]
 //! width = 640
 //! height = 480
@@ -33,6 +29,8 @@
 //! ice_disconnected_secs = 5  # no answer to consent checks for this long: disconnected
 //! ice_failed_secs = 25       # ... and then this much longer: failed (ICE restarts)
 //! ```
+//!
+//! The board's sections (`[devices]`, `[panel]`, `[button]`) are in [`devices`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +39,13 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use portal_engine::ReceivePolicy;
 use serde::Deserialize;
+
+mod devices;
+mod server;
+
+pub(crate) use devices::{ButtonConfig, Devices, PanelConfig};
+use devices::{ButtonFile, PanelFile};
+pub(crate) use server::{save_server, server_url};
 
 /// The default config file; a missing default file is not an error.
 pub(crate) const DEFAULT_CONFIG: &str = "/etc/portal/kiosk.toml";
@@ -139,15 +144,6 @@ pub(crate) struct VideoFile {
     pub max_kbps: Option<u32>,
 }
 
-/// Which of the board's devices to use; `None`: the board's default.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Devices {
-    pub camera: Option<String>,
-    pub microphone: Option<String>,
-    pub speaker: Option<String>,
-}
-
 /// Network settings.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,6 +179,10 @@ pub(crate) struct ConfigFile {
     pub net: NetFile,
     #[serde(default)]
     pub devices: Devices,
+    #[serde(default)]
+    pub panel: PanelFile,
+    #[serde(default)]
+    pub button: ButtonFile,
 }
 
 /// The settings in force.
@@ -217,6 +217,10 @@ pub(crate) struct Config {
     pub udp_ports: Option<(u16, u16)>,
     pub ice_timeouts: Option<portal_net::IceTimeouts>,
     pub devices: Devices,
+    /// The status panel, when there is one.
+    pub panel: Option<PanelConfig>,
+    /// The button, when there is one.
+    pub button: Option<ButtonConfig>,
 }
 
 impl Config {
@@ -272,6 +276,8 @@ impl Config {
         {
             bail!("net.udp_ports [{first}, {last}] is not a range of ports");
         }
+        let panel = file.panel.resolve()?;
+        let button = file.button.resolve()?;
         let data_home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
         Ok(Config {
             headless: cli.headless,
@@ -324,6 +330,8 @@ impl Config {
                 microphone: cli.microphone.or(file.devices.microphone),
                 speaker: cli.speaker.or(file.devices.speaker),
             },
+            panel,
+            button,
         })
     }
 }
@@ -369,74 +377,6 @@ fn read_file(path: &Path) -> anyhow::Result<ConfigFile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
-}
-
-/// `ws://host:port` → `ws://host:port/ws`; a URL with a path is kept as it is.
-pub(crate) fn ws_url(server: &str) -> anyhow::Result<String> {
-    let server = server.trim();
-    let Some((scheme, rest)) = server.split_once("://") else {
-        bail!("{server:?} is not a ws:// or wss:// address");
-    };
-    if scheme != "ws" && scheme != "wss" {
-        bail!("{server:?} is not a ws:// or wss:// address");
-    }
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        bail!("{server:?} has no host name");
-    }
-    if rest.contains('/') {
-        Ok(server.to_owned())
-    } else {
-        Ok(format!("{server}/ws"))
-    }
-}
-
-/// [`ws_url`], and `ws://` only to this machine unless `insecure`: a room password sent
-/// over plain WebSocket is readable by anyone on the path.
-pub(crate) fn server_url(server: &str, insecure: bool) -> anyhow::Result<String> {
-    let url = ws_url(server)?;
-    if let Some(rest) = url.strip_prefix("ws://") {
-        let host = rest.split('/').next().unwrap_or_default();
-        let name = if let Some(v6) = host.strip_prefix('[') {
-            v6.split(']').next().unwrap_or_default()
-        } else {
-            host.rsplit_once(':').map_or(host, |(name, _)| name)
-        };
-        let loopback = name.eq_ignore_ascii_case("localhost")
-            || name
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback && !insecure {
-            bail!(
-                "{server:?} is plain ws:// to another machine: room passwords would cross the \
-                 network in clear; use wss:// (or --insecure, `insecure = true`)"
-            );
-        }
-    }
-    Ok(url)
-}
-
-/// Writes `server` into the config file at `path`, keeping its other settings (their
-/// comments are not kept). The file is replaced in one rename, so a power cut leaves the
-/// old file or the new one.
-pub(crate) fn save_server(path: &Path, server: &str) -> anyhow::Result<()> {
-    if path.exists() && !path.is_file() {
-        bail!("{} is not a regular file; not replacing it", path.display());
-    }
-    let mut table: toml::Table = match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text)
-            .with_context(|| format!("parsing config file {}", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    table.insert("server".into(), toml::Value::String(server.to_owned()));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let temp = path.with_extension("toml.new");
-    let text = toml::to_string(&table).context("writing the settings as TOML")?;
-    std::fs::write(&temp, text).with_context(|| format!("writing {}", temp.display()))?;
-    std::fs::rename(&temp, path).with_context(|| format!("replacing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -531,35 +471,5 @@ mod tests {
             )
             .is_err()
         );
-    }
-
-    #[test]
-    fn server_addresses_are_checked_and_saved_beside_the_other_settings() {
-        assert_eq!(ws_url(" ws://h:8080 ").unwrap(), "ws://h:8080/ws");
-        assert!(server_url("ws://rooms.example:8080", false).is_err());
-        assert!(server_url("ws://rooms.example:8080", true).is_ok());
-        for local in ["ws://127.0.0.1:8080", "ws://localhost", "ws://[::1]:8080"] {
-            assert!(server_url(local, false).is_ok(), "{local}");
-        }
-        assert!(server_url("wss://rooms.example", false).is_ok());
-        assert_eq!(ws_url("wss://h/rooms/ws").unwrap(), "wss://h/rooms/ws");
-        for bad in ["", "wss://", "h:8080", "http://h", "ws:// h"] {
-            assert!(ws_url(bad).is_err(), "{bad:?}");
-        }
-        let dir = std::env::temp_dir().join(format!("portal-config-{}", std::process::id()));
-        let path = dir.join("kiosk.toml");
-        let _ = std::fs::remove_dir_all(&dir);
-        save_server(&path, "wss://rooms.example/ws").expect("saved into a new file");
-        std::fs::write(
-            &path,
-            "name = \"Room 4.01\"\nserver = \"ws://old/ws\"\n[video]\nwidth = 320\n",
-        )
-        .unwrap();
-        save_server(&path, "wss://rooms.example/ws").expect("saved");
-        let file = read_file(&path).expect("still a valid config");
-        assert_eq!(file.server.as_deref(), Some("wss://rooms.example/ws"));
-        assert_eq!(file.name.as_deref(), Some("Room 4.01"));
-        assert_eq!(file.video.width, Some(320));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -13,6 +13,9 @@
 //!   waiting offer has it (the engine decides which).
 //! - `POST /files/send` `{"peer": ID, "path": "/abs/file"}`: offers a file to a peer.
 //!
+//! - `POST /button` `{"holdMs": N}`: presses the *simulated* button for N ms (a long
+//!   press from 1500). Only with `[button] sim = true`; otherwise 404.
+//!
 //! - `GET /healthz`: `{"ok": true}`, the one request that needs no token.
 //!
 //! Every other request needs `Authorization: Bearer TOKEN`, a `Host` that is an address
@@ -41,6 +44,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use portal_board::sim::SimButtonHandle;
+
 use crate::access::{Token, local_host};
 use crate::request::Request;
 
@@ -57,6 +62,7 @@ pub(crate) async fn bind(
     addr: SocketAddr,
     token: Token,
     requests: mpsc::Sender<Request>,
+    presser: Option<SimButtonHandle>,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -72,11 +78,15 @@ pub(crate) async fn bind(
             };
             let requests = requests.clone();
             let token = token.clone();
+            let presser = presser.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let requests = requests.clone();
                     let token = token.clone();
-                    async move { Ok::<_, Infallible>(handle(req, &token, requests).await) }
+                    let presser = presser.clone();
+                    async move {
+                        Ok::<_, Infallible>(handle(req, &token, requests, presser.as_ref()).await)
+                    }
                 });
                 if let Err(e) = http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
@@ -117,6 +127,15 @@ struct ChatBody {
 struct SnapshotBody {
     peer: Option<u64>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ButtonBody {
+    hold_ms: u64,
+}
+
+/// The longest simulated press accepted.
+const MAX_HOLD_MS: u64 = 60_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -167,11 +186,12 @@ async fn handle(
     req: hyper::Request<Incoming>,
     token: &Token,
     requests: mpsc::Sender<Request>,
+    presser: Option<&SimButtonHandle>,
 ) -> Reply {
     if let Err(refused) = admit(&req, token) {
         return *refused;
     }
-    match route(req, &requests).await {
+    match route(req, &requests, presser).await {
         Ok(reply) | Err(reply) => reply,
     }
 }
@@ -209,6 +229,7 @@ fn admit(req: &hyper::Request<Incoming>, token: &Token) -> Result<(), Box<Reply>
 async fn route(
     req: hyper::Request<Incoming>,
     requests: &mpsc::Sender<Request>,
+    presser: Option<&SimButtonHandle>,
 ) -> Result<Reply, Reply> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let method = req.method().clone();
@@ -267,6 +288,20 @@ async fn route(
             .await?
             .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
             Ok(reply(StatusCode::OK, &json!({ "ok": true })))
+        }
+        (Method::POST, ["button"]) if presser.is_some() => {
+            let body: ButtonBody = body_json(req, None).await?;
+            if body.hold_ms > MAX_HOLD_MS {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("holdMs is at most {MAX_HOLD_MS}"),
+                ));
+            }
+            let held = std::time::Duration::from_millis(body.hold_ms);
+            if !presser.is_some_and(|p| p.hold(held)) {
+                return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the button is gone"));
+            }
+            Ok(reply(StatusCode::OK, &json!({ "pressed": true })))
         }
         (_, ["status" | "chat" | "snapshot"] | ["files", ..]) => {
             Err(error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))

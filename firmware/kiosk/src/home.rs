@@ -458,7 +458,7 @@ fn device_lists(devices: &[portal_board::DeviceInfo], chosen: &Devices) -> porta
 }
 
 /// The address this kiosk reaches the rooms server from (no packet is sent).
-fn local_address(server: &str) -> String {
+pub(crate) fn local_address(server: &str) -> String {
     let host = server
         .split_once("://")
         .map_or(server, |(_, rest)| rest)

@@ -22,7 +22,11 @@
 //! - [`endpoint`]: the local HTTP endpoint, [`access`]: who may use it (a per-start token
 //!   in a private file); [`status`]: the JSON of `GET /status`;
 //! - [`home`]: the touch screen outside a call (first run, rooms, joining and failures);
-//!   [`call_view`]: the engine's events as the call's views.
+//!   [`call_view`]: the engine's events as the call's views;
+//! - [`headless`]: the kiosk without a display (its main loop);
+//! - [`status_panel`] and [`button`]: the board's optional status panel and button (a
+//!   short press mutes, a long press leaves);
+//! - [`notify`]: `READY=1`, `WATCHDOG=1` and `STOPPING=1` to the service manager.
 //!
 //! Without `--headless` the Slint window owns the main thread and tokio runs beside it;
 //! with no settings at all the window opens on the first-run screen. With `--headless` the
@@ -30,42 +34,41 @@
 //! refuses it for good (wrong password, invalid room, another protocol) it says so on
 //! `/status` for a few seconds and exits with status 2.
 //!
+//! Under systemd (`Type=notify`, `WatchdogSec=`), the main loop — the window's event loop,
+//! or the headless loop — pings the watchdog; a loop that hangs is restarted.
+//!
 //! On start it prints `status on http://ADDR` on stdout (useful with `--status-addr
 //! 127.0.0.1:0`). Logs go to stderr, filtered by `PORTAL_LOG` (default `info`). SIGTERM
 //! or SIGINT leaves the room and closes every peer connection before exiting.
 
 mod access;
+mod button;
 mod call_view;
 mod config;
 mod endpoint;
 mod files;
+mod headless;
 mod home;
 mod link;
 mod media;
+mod notify;
 mod request;
 mod session;
 mod status;
+mod status_panel;
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use portal_engine::CallState;
+use portal_board::sim::SimButtonHandle;
 use tokio::sync::mpsc;
 
 use crate::config::{Cli, Config};
+use crate::notify::Notifier;
 use crate::request::Request;
-use crate::session::CallPlan;
-
-/// How long a headless kiosk refused for good keeps saying so on `/status` before it
-/// exits (a supervisor restarting it then sees the same answer, with its own backoff).
-const REFUSED_LINGER: Duration = Duration::from_secs(3);
-
-/// The exit status of a headless kiosk whose room can never be joined as configured.
-const EXIT_REFUSED: u8 = 2;
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
@@ -76,10 +79,11 @@ fn main() -> anyhow::Result<ExitCode> {
         .thread_name("portal-kiosk")
         .build()
         .context("starting the runtime")?;
+    let notifier = Notifier::from_env();
     if config.headless {
-        runtime.block_on(run_headless(config))
+        runtime.block_on(headless::run(config, notifier))
     } else {
-        run_windowed(config, &runtime).map(|()| ExitCode::SUCCESS)
+        run_windowed(config, &runtime, &notifier).map(|()| ExitCode::SUCCESS)
     }
 }
 
@@ -95,97 +99,70 @@ fn init_tracing() {
         .init();
 }
 
-/// The local endpoint; prints its address on stdout. Its token goes to the configured
-/// file first, so a tool that sees the address can read the token.
-async fn serve_endpoint(config: &Config) -> anyhow::Result<mpsc::Receiver<Request>> {
+/// The local endpoint, answering with `requests`' receiver; prints its address on
+/// stdout. Its token goes to the configured file first, so a tool that sees the address
+/// can read the token. `presser`: the simulated button, pressed by `POST /button`.
+pub(crate) async fn serve_endpoint(
+    config: &Config,
+    requests: mpsc::Sender<Request>,
+    presser: Option<SimButtonHandle>,
+) -> anyhow::Result<()> {
     let token = access::Token::generate();
     token
         .write_to(&config.status_token_file)
         .context("writing the status endpoint's token")?;
     tracing::info!(path = %config.status_token_file.display(), "status endpoint token written");
-    let (request_tx, requests) = mpsc::channel(64);
-    let (addr, serve) = endpoint::bind(config.status_addr, token, request_tx)
+    let (addr, serve) = endpoint::bind(config.status_addr, token, requests, presser)
         .await
         .with_context(|| format!("binding the status endpoint on {}", config.status_addr))?;
     tokio::spawn(serve);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "status on http://{addr}");
     let _ = out.flush();
-    Ok(requests)
+    Ok(())
 }
 
-async fn run_headless(config: Config) -> anyhow::Result<ExitCode> {
-    let board = portal_board::open(config.board).context("opening the board")?;
-    // Before joining: loading the plugins while the call is being set up would take the
-    // CPU from it (and the decoder's plugin would be waited for at the first packet).
-    let facts = board.facts();
-    tokio::task::spawn_blocking(move || media::preload(&facts))
-        .await
-        .context("preloading media plugins")?;
-    let media = media::open(&config, board.as_ref(), &config.devices)?;
-    let requests = serve_endpoint(&config).await?;
-    let (Some(room), Some(server)) = (config.room.clone(), config.server.clone()) else {
-        anyhow::bail!("a headless kiosk needs a room and a server");
-    };
-    let plan = CallPlan {
-        config: &config,
-        server: &server,
-        room: &room,
-        password: config.password.clone(),
-        wait_for_seat: true,
-    };
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut call = session::start(&plan, media, requests, None, async move {
-        tokio::select! {
-            () = shutdown_signal() => {}
-            _ = stop_rx => {}
-        }
-    })?;
-    let refused = async {
-        loop {
-            if call.state.changed().await.is_err() {
-                return None;
-            }
-            if let CallState::Failed { code, message } = &*call.state.borrow_and_update() {
-                return Some((*code, message.clone()));
-            }
-        }
-    };
-    let exit = tokio::select! {
-        result = &mut call.task => {
-            result.context("the session task")??;
-            ExitCode::SUCCESS
-        }
-        Some((code, message)) = refused => {
-            tracing::error!(%code, message, room, "the rooms server refused this kiosk for good; exiting");
-            tokio::time::sleep(REFUSED_LINGER).await;
-            let _ = stop.send(());
-            call.task.await.context("the session task")??;
-            ExitCode::from(EXIT_REFUSED)
-        }
-    };
-    tracing::info!("stopped");
-    Ok(exit)
-}
-
-/// The window on the main thread, everything else on `runtime`.
-fn run_windowed(config: Config, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+/// The window on the main thread, everything else on `runtime`. The UI thread's event
+/// loop is the kiosk's main loop here: a Slint timer on it pings the watchdog.
+fn run_windowed(
+    config: Config,
+    runtime: &tokio::runtime::Runtime,
+    notifier: &Notifier,
+) -> anyhow::Result<()> {
     let (event_tx, events) = mpsc::unbounded_channel();
+    let button_events = event_tx.clone();
     let ui = portal_ui::Ui::new(move |event| {
         let _ = event_tx.send(event);
     })
     .context("opening the kiosk window (no display? use --headless)")?;
+    let _watchdog = notifier.watchdog_interval().map(|every| {
+        let notifier = notifier.clone();
+        let started = std::time::Instant::now();
+        let timer = slint::Timer::default();
+        timer.start(slint::TimerMode::Repeated, every, move || {
+            if notify::stall_due(started) {
+                tracing::warn!("test hook: the UI thread stalls now");
+                loop {
+                    std::thread::park();
+                }
+            }
+            notifier.watchdog();
+        });
+        timer
+    });
     let handle = ui.handle();
     let controller = runtime.spawn({
         let handle = handle.clone();
+        let notifier = notifier.clone();
         async move {
-            let result = windowed(config, handle.clone(), events).await;
+            let result = windowed(config, handle.clone(), events, button_events, notifier).await;
             // Whatever ended the kiosk's side ends the window too.
             handle.quit();
             result
         }
     });
     ui.run().context("the kiosk window")?;
+    notifier.stopping();
     // The window is closed: its event channel ends, and the controller leaves the call.
     drop(ui);
     let result = runtime
@@ -199,13 +176,33 @@ async fn windowed(
     config: Config,
     ui: portal_ui::UiHandle,
     events: mpsc::UnboundedReceiver<portal_ui::UiEvent>,
+    button_events: mpsc::UnboundedSender<portal_ui::UiEvent>,
+    notifier: Notifier,
 ) -> anyhow::Result<()> {
     let board: Arc<dyn portal_board::Board> =
         Arc::from(portal_board::open(config.board).context("opening the board")?);
     // The home screen is up meanwhile; a call tapped in the first second shares the CPU
     // with it.
     media::preload_in_background(board.as_ref());
-    let requests = serve_endpoint(&config).await?;
+    let (request_tx, requests) = mpsc::channel(64);
+    let (button, presser) = button::open(config.button.as_ref());
+    serve_endpoint(&config, request_tx.clone(), presser).await?;
+    if let Some(button) = button {
+        button::spawn_windowed(button::spawn(button), request_tx.clone(), button_events);
+    }
+    if let Some(panel) = status_panel::open(config.panel.as_ref()) {
+        status_panel::spawn(
+            panel,
+            config.name.clone(),
+            config.server.clone(),
+            request_tx,
+        );
+    }
+    // Ready once the endpoint listens and the window's event loop runs.
+    let ready = notifier.clone();
+    if let Err(e) = slint::invoke_from_event_loop(move || ready.ready()) {
+        tracing::warn!(error = %e, "the window's event loop is gone");
+    }
     let home = home::Home {
         config,
         ui,
@@ -213,12 +210,16 @@ async fn windowed(
         requests,
         board,
     };
-    home::run(home, shutdown_signal()).await;
+    home::run(home, async move {
+        shutdown_signal().await;
+        notifier.stopping();
+    })
+    .await;
     Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -11,63 +11,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Browser, Kiosk, Server, peer, u};
+use common::{Browser, Kiosk, Server, Xvfb, peer, u};
 use portal_testkit::TempDir;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
-
-/// An X server of our own. Xvfb picks a free display number itself (`-displayfd`) and
-/// prints it once it listens: choosing the number here raced between tests running in
-/// parallel (two took the same free number, and when the first one's Xvfb went away
-/// the other's kiosk lost its display).
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    async fn start() -> Xvfb {
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                &format!("{WIDTH}x{HEIGHT}x24"),
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("Xvfb starts (apt-get install xvfb)");
-        let stdout = child.stdout.take().expect("Xvfb's stdout");
-        let mut line = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            BufReader::new(stdout).read_line(&mut line),
-        )
-        .await
-        .expect("Xvfb announces its display within 10 s")
-        .expect("Xvfb's stdout reads");
-        let n: u32 = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("Xvfb printed {line:?}, not a display number"));
-        Xvfb {
-            child,
-            display: format!(":{n}"),
-        }
-    }
-}
 
 /// The whole X screen as RGB rows.
 struct Shot {
@@ -156,7 +108,7 @@ async fn the_window_shows_the_browser_on_stage() {
     let data = TempDir::new("server-window");
     let work = TempDir::new("work-window");
     std::fs::create_dir_all(work.path()).expect("work dir");
-    let x = Xvfb::start().await;
+    let x = Xvfb::start(WIDTH, HEIGHT).await;
     let server = Server::start("127.0.0.1:0", data.path()).await;
     let room = format!("window-{}", std::process::id());
     let kiosk = Kiosk::start_windowed(&server, &room, &work.path().join("files"), &x.display).await;
@@ -215,7 +167,7 @@ async fn the_window_shows_the_browser_on_stage() {
 async fn a_kiosk_with_no_settings_opens_its_first_run_screen_and_stays() {
     let work = TempDir::new("work-first-run");
     std::fs::create_dir_all(work.path()).expect("work dir");
-    let x = Xvfb::start().await;
+    let x = Xvfb::start(WIDTH, HEIGHT).await;
     // No flags but a free status port; the config file it would read does not exist.
     let mut kiosk = Kiosk::start_unconfigured(&x.display, &work.path().join("kiosk.toml")).await;
     let status = kiosk.status().await;
@@ -238,7 +190,7 @@ async fn home_shows_how_many_people_are_in_a_listed_room() {
     let data = TempDir::new("server-home");
     let work = TempDir::new("work-home");
     std::fs::create_dir_all(work.path()).expect("work dir");
-    let x = Xvfb::start().await;
+    let x = Xvfb::start(WIDTH, HEIGHT).await;
     let server = Server::start("127.0.0.1:0", data.path()).await;
     let room = format!("busy-{}", std::process::id());
     let config = work.path().join("kiosk.toml");

@@ -85,12 +85,25 @@ impl Kiosk {
     /// Starts the kiosk in `room` with extra flags (`--file-policy`, `--name`, ...);
     /// its name is "Room 4.01" unless `extra` names it.
     pub async fn start(server: &Server, room: &str, files: &Path, extra: &[&str]) -> Kiosk {
-        Kiosk::spawn(server, room, files, extra, None).await
+        Kiosk::spawn(server, room, files, extra, None, &[]).await
     }
 
     /// Starts the kiosk with its window on X display `display` (it joins `room` at once).
     pub async fn start_windowed(server: &Server, room: &str, files: &Path, display: &str) -> Kiosk {
-        Kiosk::spawn(server, room, files, &[], Some(display)).await
+        Kiosk::spawn(server, room, files, &[], Some(display), &[]).await
+    }
+
+    /// [`Kiosk::start`] or [`Kiosk::start_windowed`] (with a `display`) with more
+    /// environment variables (`NOTIFY_SOCKET`, ...).
+    pub async fn start_with_env(
+        server: &Server,
+        room: &str,
+        files: &Path,
+        extra: &[&str],
+        display: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Kiosk {
+        Kiosk::spawn(server, room, files, extra, display, env).await
     }
 
     async fn spawn(
@@ -99,8 +112,10 @@ impl Kiosk {
         files: &Path,
         extra: &[&str],
         display: Option<&str>,
+        env: &[(&str, &str)],
     ) -> Kiosk {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portal-kiosk"));
+        cmd.envs(env.iter().copied());
         if !extra.contains(&"--name") {
             cmd.args(["--name", "Room 4.01"]);
         }
@@ -226,6 +241,11 @@ impl Kiosk {
             .unwrap_or_else(|e| panic!("freeze the kiosk: {e}"));
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     /// SIGTERM (the kiosk leaves the room), then waits (at most [`LONG`]) for the exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         self.process
@@ -304,4 +324,52 @@ pub fn peer<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
 
 pub fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
+}
+
+/// An X server of our own. Xvfb picks a free display number itself (`-displayfd`) and
+/// prints it once it listens: choosing the number here raced between tests running in
+/// parallel (two took the same free number, and when the first one's Xvfb went away
+/// the other's kiosk lost its display).
+pub struct Xvfb {
+    pub child: tokio::process::Child,
+    pub display: String,
+}
+
+impl Xvfb {
+    /// An X server with one screen of `width` x `height`.
+    pub async fn start(width: u32, height: u32) -> Xvfb {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                &format!("{width}x{height}x24"),
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("Xvfb starts (apt-get install xvfb)");
+        let stdout = child.stdout.take().expect("Xvfb's stdout");
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::io::BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .expect("Xvfb announces its display within 10 s")
+        .expect("Xvfb's stdout reads");
+        let n: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb printed {line:?}, not a display number"));
+        Xvfb {
+            child,
+            display: format!(":{n}"),
+        }
+    }
 }

@@ -1,0 +1,204 @@
+//! The kiosk without a display: join the configured room (waiting for a seat when it is
+//! full) and stay. This loop is the headless kiosk's *main loop*: it forwards the local
+//! endpoint's requests to the call, carries out button presses, and pings the service
+//! manager's watchdog ([`crate::notify`]) — so a stuck loop stops the pings.
+//!
+//! - A refusal for good (wrong password, invalid room, another protocol) is shown on
+//!   `/status` for [`REFUSED_LINGER`], then the process exits with [`EXIT_REFUSED`].
+//! - A short press of the button mutes or unmutes; a long press leaves the call, and the
+//!   kiosk waits (`/status` says `idle`) until the next press joins again.
+//! - SIGTERM or SIGINT: `STOPPING=1`, leave, exit.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use portal_board::Press;
+use portal_engine::CallState;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Config;
+use crate::notify::Notifier;
+use crate::request::Request;
+use crate::session::{self, CallPlan};
+
+/// How long a headless kiosk refused for good keeps saying so on `/status` before it
+/// exits (a supervisor restarting it then sees the same answer, with its own backoff).
+const REFUSED_LINGER: Duration = Duration::from_secs(3);
+
+/// The exit status of a headless kiosk whose room can never be joined as configured.
+const EXIT_REFUSED: u8 = 2;
+
+/// How a call ended.
+enum Ended {
+    /// Shut down, or the session ended by itself: exit with this.
+    Exit(ExitCode),
+    /// Left with the button: wait for the next press.
+    Left,
+}
+
+/// What the loop needs besides the config.
+struct Loop {
+    requests: mpsc::Receiver<Request>,
+    presses: Option<mpsc::Receiver<Press>>,
+    shutdown: watch::Receiver<bool>,
+    notifier: Notifier,
+    watchdog: tokio::time::Interval,
+    started: Instant,
+}
+
+/// The next press, when there is a button.
+async fn next_press(presses: &mut Option<mpsc::Receiver<Press>>) -> Option<Press> {
+    match presses {
+        Some(presses) => presses.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves [`REFUSED_LINGER`] after a refusal; never without one.
+async fn linger(refused: Option<Instant>) {
+    match refused {
+        Some(at) => tokio::time::sleep_until((at + REFUSED_LINGER).into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One watchdog ping (and the test hook's stall).
+async fn ping(notifier: &Notifier, started: Instant) {
+    if crate::notify::stall_due(started) {
+        tracing::warn!("test hook: the main loop stalls now");
+        std::future::pending::<()>().await;
+    }
+    notifier.watchdog();
+}
+
+pub(crate) async fn run(config: Config, notifier: Notifier) -> anyhow::Result<ExitCode> {
+    let board = portal_board::open(config.board).context("opening the board")?;
+    // Before joining: loading the plugins while the call is being set up would take the
+    // CPU from it (and the decoder's plugin would be waited for at the first packet).
+    let facts = board.facts();
+    tokio::task::spawn_blocking(move || crate::media::preload(&facts))
+        .await
+        .context("preloading media plugins")?;
+    let (Some(room), Some(server)) = (config.room.clone(), config.server.clone()) else {
+        anyhow::bail!("a headless kiosk needs a room and a server");
+    };
+    let (request_tx, requests) = mpsc::channel(64);
+    let (button, presser) = crate::button::open(config.button.as_ref());
+    crate::serve_endpoint(&config, request_tx.clone(), presser).await?;
+    if let Some(panel) = crate::status_panel::open(config.panel.as_ref()) {
+        crate::status_panel::spawn(panel, config.name.clone(), Some(server.clone()), request_tx);
+    } else {
+        drop(request_tx);
+    }
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn({
+        let notifier = notifier.clone();
+        async move {
+            crate::shutdown_signal().await;
+            notifier.stopping();
+            let _ = shutdown_tx.send(true);
+        }
+    });
+    let mut watchdog = tokio::time::interval(
+        notifier
+            .watchdog_interval()
+            .unwrap_or(Duration::from_hours(1)),
+    );
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut l = Loop {
+        requests,
+        presses: button.map(crate::button::spawn),
+        shutdown,
+        notifier,
+        watchdog,
+        started: Instant::now(),
+    };
+    l.notifier.ready();
+    loop {
+        let plan = CallPlan {
+            config: &config,
+            server: &server,
+            room: &room,
+            password: config.password.clone(),
+            wait_for_seat: true,
+        };
+        let media = crate::media::open(&config, board.as_ref(), &config.devices)?;
+        match call(&mut l, &plan, media).await? {
+            Ended::Exit(code) => return Ok(code),
+            Ended::Left => {
+                if !idle(&mut l, &config.name, &room).await {
+                    tracing::info!("stopped");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
+    }
+}
+
+/// One call, until it ends.
+async fn call(
+    l: &mut Loop,
+    plan: &CallPlan<'_>,
+    media: crate::media::Media,
+) -> anyhow::Result<Ended> {
+    let (call_tx, call_rx) = mpsc::channel(64);
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let mut call = session::start(plan, media, call_rx, None, async move {
+        let _ = stop_rx.await;
+    })?;
+    let mut refused: Option<Instant> = None;
+    let ended = loop {
+        tokio::select! {
+            result = &mut call.task => {
+                result.context("the session task")??;
+                tracing::info!("stopped");
+                return Ok(Ended::Exit(ExitCode::SUCCESS));
+            }
+            _ = l.shutdown.wait_for(|stop| *stop) => break Ended::Exit(ExitCode::SUCCESS),
+            Ok(()) = call.state.changed() => {
+                if let CallState::Failed { code, message } = &*call.state.borrow_and_update() {
+                    tracing::error!(%code, message, room = plan.room, "the rooms server refused this kiosk for good; exiting");
+                    refused.get_or_insert_with(Instant::now);
+                }
+            }
+            () = linger(refused) => break Ended::Exit(ExitCode::from(EXIT_REFUSED)),
+            Some(request) = l.requests.recv() => {
+                let _ = call_tx.send(request).await;
+            }
+            Some(press) = next_press(&mut l.presses) => match press {
+                Press::Long => {
+                    tracing::info!(room = plan.room, "button: leaving the call");
+                    break Ended::Left;
+                }
+                _ => crate::button::toggle_mic(&call_tx).await,
+            },
+            _ = l.watchdog.tick() => ping(&l.notifier, l.started).await,
+        }
+    };
+    let _ = stop.send(());
+    call.task.await.context("the session task")??;
+    if matches!(ended, Ended::Exit(_)) {
+        tracing::info!("stopped");
+    }
+    Ok(ended)
+}
+
+/// Out of a call after a long press: answers as idle until the next press (`true`: join
+/// again) or the shutdown (`false`).
+async fn idle(l: &mut Loop, name: &str, room: &str) -> bool {
+    let rooms = [(room.to_owned(), None)];
+    loop {
+        tokio::select! {
+            _ = l.shutdown.wait_for(|stop| *stop) => return false,
+            Some(request) = l.requests.recv() => {
+                request.refuse(|| crate::status::idle(name, None, &rooms));
+            }
+            Some(_) = next_press(&mut l.presses) => {
+                tracing::info!(room, "button: joining again");
+                return true;
+            }
+            _ = l.watchdog.tick() => ping(&l.notifier, l.started).await,
+        }
+    }
+}
