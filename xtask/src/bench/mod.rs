@@ -6,11 +6,13 @@
 //! - [`docs`]: shared-document fan-out, Portal against `@y/websocket-server` (Node.js).
 //! - [`browser`]: the browser client's join and file figures, which the kiosk is held to.
 //! - [`kiosk`]: the release kiosk beside a headless Chromium in the same 1:1 720p30 call.
+//! - [`ota`]: the update agent's download against curl, and the cost of resuming.
 //! - [`ui`]: the kiosk UI's frame time with four 720p tiles against one, software renderer.
 
 mod browser;
 mod docs;
 mod kiosk;
+mod ota;
 mod server;
 mod signaling;
 mod ui;
@@ -18,5 +20,6 @@ mod ui;
 pub(crate) use browser::browser;
 pub(crate) use docs::docs;
 pub(crate) use kiosk::kiosk;
+pub(crate) use ota::ota;
 pub(crate) use signaling::signaling;
 pub(crate) use ui::ui;

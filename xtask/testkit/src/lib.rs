@@ -7,6 +7,8 @@
 //! - [`wait_until`]: polls a condition until it holds or a time limit passes.
 //! - With the `tokio` feature: [`wait_until_async`], [`NodeDriver`] (a `node` script
 //!   spoken to in JSON lines) and [`http`] (one raw HTTP/1.1 request).
+//! - With the `rauc` feature: [`rauc`]: test keys, signed bundles and a RAUC system
+//!   with file-backed slots on a private bus.
 
 mod process;
 mod server;
@@ -17,6 +19,8 @@ mod wait;
 mod http;
 #[cfg(feature = "tokio")]
 mod node;
+#[cfg(feature = "rauc")]
+pub mod rauc;
 
 pub use process::Process;
 pub use server::{ServerBuilder, ServerProc, listen_addr, server_bin, web_dist, workspace_root};
