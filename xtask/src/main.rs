@@ -6,13 +6,17 @@
 //!   browser-side tests.
 //! - `lint`   format check, clippy, the TypeScript type check and the architecture rules.
 //! - `gen`    regenerates the TypeScript wire types from `portal-proto`.
+//! - `bundle` a signed RAUC bundle and its update-feed manifest.
 //! - `bench`  measured comparisons against the peers named in the README.
+//! - `yocto`  the kiosk image's offline checks; `yocto-crates` writes its crate list.
 
 mod bench;
+mod bundle;
 mod cycles;
 mod demo;
 mod setup;
 mod tally;
+mod yocto;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,14 +59,24 @@ enum Cmd {
     Lint,
     /// Regenerate signaling/web/src/gen from the Rust wire types.
     Gen,
+    /// Build a signed RAUC bundle and the update feed's manifest.json beside it.
+    Bundle(bundle::BundleArgs),
     /// Run benchmarks and print tables.
     Bench {
-        /// Which benchmark: signaling, docs, browser, kiosk, ui or all.
+        /// Which benchmark: signaling, docs, browser, kiosk, ui, ota or all.
         #[arg(default_value = "all")]
         which: String,
         /// Short phases (a smoke run, not a measurement).
         #[arg(long)]
         quick: bool,
+    },
+    /// The kiosk image's offline checks (kas, oelint-adv, layout, bitbake -p/-g).
+    Yocto,
+    /// Write yocto/meta-portal's crate list (portal-crates.inc) from Cargo.lock.
+    YoctoCrates {
+        /// Fail when the list no longer matches Cargo.lock instead of writing it.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -86,7 +100,10 @@ fn main() -> Result<()> {
             lint(&root)
         }
         Cmd::Gen => generate(),
+        Cmd::Bundle(args) => bundle::bundle(&args),
         Cmd::Bench { which, quick } => bench(&root, &which, quick),
+        Cmd::Yocto => yocto::check(&root),
+        Cmd::YoctoCrates { check } => yocto::crates(&root, check),
     }
 }
 
@@ -219,6 +236,7 @@ fn test(root: &Path) -> Result<()> {
         cargo().args(["test", "--workspace", "--all-targets"]),
     )?;
     e2e(root, &[], &mut tally)?;
+    yocto::test(&mut tally)?;
     eprintln!("finished in {:.0} s", started.elapsed().as_secs_f64());
     tally.finish()
 }
@@ -261,7 +279,7 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// Benchmarks, each against its peer in the same run. Servers are release builds.
 fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
-    const ALL: &[&str] = &["signaling", "docs", "browser", "kiosk", "ui"];
+    const ALL: &[&str] = &["signaling", "docs", "browser", "kiosk", "ui", "ota"];
     let chosen: Vec<&str> = if which == "all" {
         ALL.to_vec()
     } else if ALL.contains(&which) {
@@ -288,6 +306,17 @@ fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
         build.args(["-p", "portal-kiosk", "--bin", "portal-kiosk"]);
     }
     run(&mut build)?;
+    if chosen.contains(&"ota") {
+        run(cargo().args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "portal-ota",
+            "--example",
+            "ota_fetch",
+        ]))?;
+    }
     if chosen.contains(&"ui") {
         run(cargo().args([
             "build",
@@ -309,6 +338,11 @@ fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
             "browser" => bench::browser(&server, root, quick)?,
             "kiosk" => bench::kiosk(&server, &kiosk, root, quick)?,
             "ui" => bench::ui(&target_dir(root).join("release/examples/tile_bench"), quick)?,
+            "ota" => bench::ota(
+                &server,
+                &target_dir(root).join("release/examples/ota_fetch"),
+                quick,
+            )?,
             _ => unreachable!("checked above"),
         };
         println!("{report}");

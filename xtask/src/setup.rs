@@ -35,6 +35,17 @@ const APT_PACKAGES: &[&str] = &[
     "dbus",
     "squashfs-tools",
     "openssl",
+    // `cargo xtask yocto`: bitbake's host tools, its locale, the venv for oelint-adv and kas.
+    "chrpath",
+    "diffstat",
+    "gawk",
+    "cpio",
+    "lz4",
+    "zstd",
+    "file",
+    "locales",
+    "python3-venv",
+    "python3-pip",
 ];
 
 /// npm projects, relative to the repository root.
@@ -79,10 +90,11 @@ pub(crate) fn setup(root: &Path) -> Result<()> {
     for project in NPM_PROJECTS {
         npm_ci(&root.join(project))?;
     }
+    crate::yocto::setup()?;
     Ok(())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
