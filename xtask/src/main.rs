@@ -222,6 +222,7 @@ fn architecture_rules() -> Result<()> {
 fn test(root: &Path) -> Result<()> {
     let started = Instant::now();
     setup(root)?;
+    let image = yocto::start(&target_dir(root).join("yocto-checks.log"))?;
     web_build(root)?;
     lint(root)?;
     let mut tally = Tally::default();
@@ -236,7 +237,7 @@ fn test(root: &Path) -> Result<()> {
         cargo().args(["test", "--workspace", "--all-targets"]),
     )?;
     e2e(root, &[], &mut tally)?;
-    yocto::test(&mut tally)?;
+    tally.collect(image)?;
     eprintln!("finished in {:.0} s", started.elapsed().as_secs_f64());
     tally.finish()
 }

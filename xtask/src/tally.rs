@@ -1,6 +1,7 @@
 //! One line at the end of a test run: the pass and fail counts of every runner.
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -35,6 +36,63 @@ impl Tally {
             failed += f;
         }
         let status = child.wait()?;
+        self.account(what, passed, failed, status);
+        Ok(())
+    }
+
+    /// Starts a test command that runs beside the ones after it (at the lowest CPU
+    /// priority, so it takes what they leave idle); its output goes to `log` until
+    /// [`Tally::collect`] counts it.
+    pub(crate) fn start(what: &str, cmd: &mut Command, log: &Path) -> Result<Background> {
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let mut niced = Command::new("nice");
+        niced
+            .args(["-n", "19"])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        if let Some(dir) = cmd.get_current_dir() {
+            niced.current_dir(dir);
+        }
+        eprintln!(
+            "$ {} (beside the rest; output in {})",
+            display(&niced),
+            log.display()
+        );
+        let child = niced
+            .env("NO_COLOR", "1")
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", display(cmd)))?;
+        Ok(Background {
+            what: what.to_owned(),
+            child: Some(child),
+            log: log.to_owned(),
+        })
+    }
+
+    /// Waits for a command from [`Tally::start`], echoes its output and counts it.
+    pub(crate) fn collect(&mut self, mut background: Background) -> Result<()> {
+        let mut child = background.child.take().expect("collected once");
+        eprintln!("waiting for {}", background.what);
+        let status = child.wait()?;
+        let output = std::fs::read_to_string(&background.log).unwrap_or_default();
+        let (mut passed, mut failed) = (0u64, 0u64);
+        for line in output.lines() {
+            println!("{line}");
+            let (p, f) = counts(line);
+            passed += p;
+            failed += f;
+        }
+        self.account(&background.what, passed, failed, status);
+        Ok(())
+    }
+
+    fn account(&mut self, what: &str, passed: u64, failed: u64, status: ExitStatus) {
         self.passed += passed;
         self.failed += failed;
         eprintln!("{what}: {passed} passed, {failed} failed");
@@ -44,7 +102,6 @@ impl Tally {
                 self.failed += 1;
             }
         }
-        Ok(())
     }
 
     pub(crate) fn finish(self) -> Result<()> {
@@ -53,6 +110,23 @@ impl Tally {
             Ok(())
         } else {
             bail!("failed: {}", self.failures.join("; "))
+        }
+    }
+}
+
+/// A test command running beside the others; stopped if the run ends before it is
+/// collected.
+pub(crate) struct Background {
+    what: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
