@@ -1,8 +1,11 @@
 //! Document access tokens. `joined` hands each peer a token for its room's shared
 //! document (`/yjs/{room}?token=...`), so a protected room's document needs no second
 //! password check. A token is `v1.{peer}.{expiry_ms}.{mac}` where `mac` is
-//! base64url(HMAC-SHA256(key, "v1|room|peer|expiry")). The key lives in the store, so
-//! tokens survive a restart.
+//! base64url(HMAC-SHA256(key, "v1|scope|peer|expiry")). A document token's scope is the
+//! room and, for a protected room, its password hash: a token from an open room (or from
+//! an earlier room of the same name with another password) opens nothing in a protected
+//! room created later under that name. The key lives in the store, so tokens survive a
+//! restart.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -74,6 +77,28 @@ impl DocTokens {
         Ok(PeerId(peer))
     }
 
+    /// A token for `room`'s document; `protection` is the room's password hash, if any.
+    pub fn issue_doc(
+        &self,
+        room: &str,
+        protection: Option<&str>,
+        peer: PeerId,
+        now_ms: f64,
+    ) -> String {
+        self.issue(&doc_scope(room, protection), peer, now_ms)
+    }
+
+    /// Checks a document token for `room` as it is protected now.
+    pub fn verify_doc(
+        &self,
+        token: &str,
+        room: &str,
+        protection: Option<&str>,
+        now_ms: f64,
+    ) -> Result<PeerId, TokenError> {
+        self.verify(token, &doc_scope(room, protection), now_ms)
+    }
+
     /// A token that lets a peer come back under the same id (`hello.resume`). Scoped so
     /// it can never pass as a document token (room names have no ':').
     pub fn issue_resume(&self, peer: PeerId, now_ms: f64) -> String {
@@ -92,6 +117,14 @@ impl DocTokens {
 
     fn mac(&self, room: &str, peer: u64, expiry: u64) -> String {
         URL_SAFE_NO_PAD.encode(self.hmac(room, peer, expiry).finalize().into_bytes())
+    }
+}
+
+/// Room names have no '|', so an open room's scope never equals a protected one's.
+fn doc_scope(room: &str, protection: Option<&str>) -> String {
+    match protection {
+        None => room.to_owned(),
+        Some(hash) => format!("{room}|{hash}"),
     }
 }
 
@@ -123,6 +156,27 @@ mod tests {
         let other = DocTokens::new([8; 32], 1000.0);
         assert_eq!(
             other.verify(&t, "room-1", 5500.0),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_document_token_is_bound_to_the_rooms_protection() {
+        let tokens = DocTokens::new([7; 32], 1000.0);
+        let open = tokens.issue_doc("4-01", None, PeerId(3), 0.0);
+        assert_eq!(tokens.verify_doc(&open, "4-01", None, 1.0), Ok(PeerId(3)));
+        // The open room went and someone made a protected one of the same name.
+        assert_eq!(
+            tokens.verify_doc(&open, "4-01", Some("$argon2id$A"), 1.0),
+            Err(TokenError::BadSignature)
+        );
+        let a = tokens.issue_doc("4-01", Some("$argon2id$A"), PeerId(3), 0.0);
+        assert_eq!(
+            tokens.verify_doc(&a, "4-01", Some("$argon2id$A"), 1.0),
+            Ok(PeerId(3))
+        );
+        assert_eq!(
+            tokens.verify_doc(&a, "4-01", Some("$argon2id$B"), 1.0),
             Err(TokenError::BadSignature)
         );
     }

@@ -41,8 +41,9 @@ impl Hub {
                 .collect();
             let room = self.rooms.get(&room_name);
             let watch = room.and_then(|r| r.watch.clone());
-            let protected = room.is_some_and(|r| r.password_hash.is_some());
-            let doc_token = self.tokens.issue(&room_name, peer, now);
+            let protection = room.and_then(|r| r.password_hash.as_deref());
+            let protected = protection.is_some();
+            let doc_token = self.tokens.issue_doc(&room_name, protection, peer, now);
             self.relay_servers(peer, now, out);
             out.push(Action::Send {
                 to: vec![peer],
@@ -176,12 +177,15 @@ impl Hub {
         room.vacant_since = None;
         let watch = room.watch.clone();
         let protected = room.password_hash.is_some();
+        let protection = room.password_hash.clone();
         out.push(Action::Store(StoreOp::TouchRoom {
             room: room_name.clone(),
             now,
         }));
         self.peers.get_mut(&peer).expect("present").room = Some(room_name.clone());
-        let doc_token = self.tokens.issue(&room_name, peer, now);
+        let doc_token = self
+            .tokens
+            .issue_doc(&room_name, protection.as_deref(), peer, now);
         self.relay_servers(peer, now, out);
         out.push(Action::Send {
             to: vec![peer],

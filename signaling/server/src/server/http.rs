@@ -204,7 +204,7 @@ async fn doc_access(
     let ip = addr.ip();
     let mut granted = false;
     if let Some(token) = query.get("token") {
-        let verdict = match shared.tokens.verify(token, room, now_ms()) {
+        let verdict = match shared.tokens.verify_doc(token, room, Some(&hash), now_ms()) {
             Ok(_) => TokenVerdict::Valid,
             Err(TokenError::Expired) => TokenVerdict::Expired,
             Err(_) => TokenVerdict::Forged,
