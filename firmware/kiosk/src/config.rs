@@ -30,7 +30,8 @@
 //! ice_failed_secs = 25       # ... and then this much longer: failed (ICE restarts)
 //! ```
 //!
-//! The board's sections (`[devices]`, `[panel]`, `[button]`) are in [`devices`].
+//! The board's sections (`[devices]`, `[panel]`, `[button]`) are in [`devices`]; the
+//! update agent's (`[update]`) in [`update`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,10 +43,13 @@ use serde::Deserialize;
 
 mod devices;
 mod server;
+mod update;
 
 pub(crate) use devices::{ButtonConfig, Devices, PanelConfig};
 use devices::{ButtonFile, PanelFile};
 pub(crate) use server::{save_server, server_url};
+pub(crate) use update::UpdateConfig;
+use update::UpdateFile;
 
 /// The default config file; a missing default file is not an error.
 pub(crate) const DEFAULT_CONFIG: &str = "/etc/portal/kiosk.toml";
@@ -183,6 +187,7 @@ pub(crate) struct ConfigFile {
     pub panel: PanelFile,
     #[serde(default)]
     pub button: ButtonFile,
+    pub update: Option<UpdateFile>,
 }
 
 /// The settings in force.
@@ -221,6 +226,8 @@ pub(crate) struct Config {
     pub panel: Option<PanelConfig>,
     /// The button, when there is one.
     pub button: Option<ButtonConfig>,
+    /// The update agent, when there is one.
+    pub update: Option<UpdateConfig>,
 }
 
 impl Config {
@@ -278,6 +285,7 @@ impl Config {
         }
         let panel = file.panel.resolve()?;
         let button = file.button.resolve()?;
+        let update = UpdateFile::resolve(file.update, server.as_deref())?;
         let data_home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
         Ok(Config {
             headless: cli.headless,
@@ -332,6 +340,7 @@ impl Config {
             },
             panel,
             button,
+            update,
         })
     }
 }

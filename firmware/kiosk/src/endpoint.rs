@@ -16,6 +16,10 @@
 //! - `POST /button` `{"holdMs": N}`: presses the *simulated* button for N ms (a long
 //!   press from 1500). Only with `[button] sim = true`; otherwise 404.
 //!
+//! - `POST /update/check` and `POST /update/install` (no body, or `{}`): "check now" and
+//!   "install now" (still never during a call) to the update agent; 404 without
+//!   `[update]`. `/status` says where it stands under `"update"`.
+//!
 //! - `GET /healthz`: `{"ok": true}`, the one request that needs no token.
 //!
 //! Every other request needs `Authorization: Bearer TOKEN`, a `Host` that is an address
@@ -48,6 +52,7 @@ use portal_board::sim::SimButtonHandle;
 
 use crate::access::{Token, local_host};
 use crate::request::Request;
+use crate::update::Updater;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -63,6 +68,7 @@ pub(crate) async fn bind(
     token: Token,
     requests: mpsc::Sender<Request>,
     presser: Option<SimButtonHandle>,
+    updater: Option<Updater>,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -79,13 +85,19 @@ pub(crate) async fn bind(
             let requests = requests.clone();
             let token = token.clone();
             let presser = presser.clone();
+            let updater = updater.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let requests = requests.clone();
                     let token = token.clone();
                     let presser = presser.clone();
+                    let updater = updater.clone();
                     async move {
-                        Ok::<_, Infallible>(handle(req, &token, requests, presser.as_ref()).await)
+                        let extra = Extra {
+                            presser: presser.as_ref(),
+                            updater: updater.as_ref(),
+                        };
+                        Ok::<_, Infallible>(handle(req, &token, requests, extra).await)
                     }
                 });
                 if let Err(e) = http1::Builder::new()
@@ -133,6 +145,11 @@ struct SnapshotBody {
 struct ButtonBody {
     hold_ms: u64,
 }
+
+/// A body that must be empty or `{}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoBody {}
 
 /// The longest simulated press accepted.
 const MAX_HOLD_MS: u64 = 60_000;
@@ -182,16 +199,24 @@ async fn ask<T>(
         .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the kiosk is stopping"))
 }
 
+/// What answers besides the kiosk's controller: the simulated button and the update
+/// agent, when there are.
+#[derive(Clone, Copy)]
+struct Extra<'a> {
+    presser: Option<&'a SimButtonHandle>,
+    updater: Option<&'a Updater>,
+}
+
 async fn handle(
     req: hyper::Request<Incoming>,
     token: &Token,
     requests: mpsc::Sender<Request>,
-    presser: Option<&SimButtonHandle>,
+    extra: Extra<'_>,
 ) -> Reply {
     if let Err(refused) = admit(&req, token) {
         return *refused;
     }
-    match route(req, &requests, presser).await {
+    match route(req, &requests, extra).await {
         Ok(reply) | Err(reply) => reply,
     }
 }
@@ -229,7 +254,7 @@ fn admit(req: &hyper::Request<Incoming>, token: &Token) -> Result<(), Box<Reply>
 async fn route(
     req: hyper::Request<Incoming>,
     requests: &mpsc::Sender<Request>,
-    presser: Option<&SimButtonHandle>,
+    Extra { presser, updater }: Extra<'_>,
 ) -> Result<Reply, Reply> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let method = req.method().clone();
@@ -237,7 +262,8 @@ async fn route(
     match (method, segments.as_slice()) {
         (Method::GET, ["healthz"]) => Ok(reply(StatusCode::OK, &json!({ "ok": true }))),
         (Method::GET, ["status"]) => {
-            let status = ask(requests, Request::Status).await?;
+            let mut status = ask(requests, Request::Status).await?;
+            crate::status::add_update(&mut status, updater);
             Ok(reply(StatusCode::OK, &status))
         }
         (Method::POST, ["chat"]) => {
@@ -302,6 +328,25 @@ async fn route(
                 return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the button is gone"));
             }
             Ok(reply(StatusCode::OK, &json!({ "pressed": true })))
+        }
+        (Method::POST, ["update", action @ ("check" | "install")]) if updater.is_some() => {
+            let NoBody {} = body_json(req, Some(NoBody {})).await?;
+            let updater = updater.expect("checked");
+            let sent = if *action == "check" {
+                updater.check_now().await
+            } else {
+                updater.install_now().await
+            };
+            if !sent {
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the update agent stopped",
+                ));
+            }
+            Ok(reply(StatusCode::OK, &json!({ "sent": true })))
+        }
+        (_, ["update", "check" | "install"]) if updater.is_some() => {
+            Err(error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
         }
         (_, ["status" | "chat" | "snapshot"] | ["files", ..]) => {
             Err(error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))

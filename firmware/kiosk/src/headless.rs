@@ -85,9 +85,19 @@ pub(crate) async fn run(config: Config, notifier: Notifier) -> anyhow::Result<Ex
     };
     let (request_tx, requests) = mpsc::channel(64);
     let (button, presser) = crate::button::open(config.button.as_ref());
-    crate::serve_endpoint(&config, request_tx.clone(), presser).await?;
+    let updater = crate::serve_endpoint(&config, request_tx.clone(), presser).await?;
+    // No window: the "UI" is up once the endpoint serves.
+    if let Some(updater) = &updater {
+        updater.ui_up();
+    }
     if let Some(panel) = crate::status_panel::open(config.panel.as_ref()) {
-        crate::status_panel::spawn(panel, config.name.clone(), Some(server.clone()), request_tx);
+        crate::status_panel::spawn(
+            panel,
+            config.name.clone(),
+            Some(server.clone()),
+            request_tx,
+            updater,
+        );
     } else {
         drop(request_tx);
     }

@@ -26,7 +26,9 @@
 //! - [`headless`]: the kiosk without a display (its main loop);
 //! - [`status_panel`] and [`button`]: the board's optional status panel and button (a
 //!   short press mutes, a long press leaves);
-//! - [`notify`]: `READY=1`, `WATCHDOG=1` and `STOPPING=1` to the service manager.
+//! - [`notify`]: `READY=1`, `WATCHDOG=1` and `STOPPING=1` to the service manager;
+//! - [`update`]: the update agent (`portal-ota`) when `[update]` is configured: told the
+//!   call state, driven by `POST /update/check` and `/update/install`, shown in `/status`.
 //!
 //! Without `--headless` the Slint window owns the main thread and tokio runs beside it;
 //! with no settings at all the window opens on the first-run screen. With `--headless` the
@@ -56,6 +58,7 @@ mod request;
 mod session;
 mod status;
 mod status_panel;
+mod update;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -101,25 +104,36 @@ fn init_tracing() {
 
 /// The local endpoint, answering with `requests`' receiver; prints its address on
 /// stdout. Its token goes to the configured file first, so a tool that sees the address
-/// can read the token. `presser`: the simulated button, pressed by `POST /button`.
+/// can read the token. `presser`: the simulated button, pressed by `POST /button`. With
+/// `[update]`, the update agent starts here too (the endpoint's `/update/*` drive it).
 pub(crate) async fn serve_endpoint(
     config: &Config,
     requests: mpsc::Sender<Request>,
     presser: Option<SimButtonHandle>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<update::Updater>> {
     let token = access::Token::generate();
     token
         .write_to(&config.status_token_file)
         .context("writing the status endpoint's token")?;
     tracing::info!(path = %config.status_token_file.display(), "status endpoint token written");
-    let (addr, serve) = endpoint::bind(config.status_addr, token, requests, presser)
-        .await
-        .with_context(|| format!("binding the status endpoint on {}", config.status_addr))?;
+    let updater = config
+        .update
+        .as_ref()
+        .map(|u| update::spawn(u, requests.clone()));
+    let (addr, serve) = endpoint::bind(
+        config.status_addr,
+        token,
+        requests,
+        presser,
+        updater.clone(),
+    )
+    .await
+    .with_context(|| format!("binding the status endpoint on {}", config.status_addr))?;
     tokio::spawn(serve);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "status on http://{addr}");
     let _ = out.flush();
-    Ok(())
+    Ok(updater)
 }
 
 /// The window on the main thread, everything else on `runtime`. The UI thread's event
@@ -186,7 +200,7 @@ async fn windowed(
     media::preload_in_background(board.as_ref());
     let (request_tx, requests) = mpsc::channel(64);
     let (button, presser) = button::open(config.button.as_ref());
-    serve_endpoint(&config, request_tx.clone(), presser).await?;
+    let updater = serve_endpoint(&config, request_tx.clone(), presser).await?;
     if let Some(button) = button {
         button::spawn_windowed(button::spawn(button), request_tx.clone(), button_events);
     }
@@ -196,11 +210,18 @@ async fn windowed(
             config.name.clone(),
             config.server.clone(),
             request_tx,
+            updater.clone(),
         );
     }
-    // Ready once the endpoint listens and the window's event loop runs.
+    // Ready once the endpoint listens and the window's event loop runs (the UI is up for
+    // the update agent's health check then too).
     let ready = notifier.clone();
-    if let Err(e) = slint::invoke_from_event_loop(move || ready.ready()) {
+    if let Err(e) = slint::invoke_from_event_loop(move || {
+        ready.ready();
+        if let Some(updater) = &updater {
+            updater.ui_up();
+        }
+    }) {
         tracing::warn!(error = %e, "the window's event loop is gone");
     }
     let home = home::Home {

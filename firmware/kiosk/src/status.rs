@@ -1,7 +1,8 @@
 //! The JSON of `GET /status`: where the call stands (`state`, and `error` when the
 //! server refused us for good), the room and its peers with their media counters, what
 //! the kiosk sends, the chat log and the file transfers. Built from the engine's answers
-//! and the links' and sender's counters; nothing here decides anything.
+//! and the links' and sender's counters; nothing here decides anything. `update` is the
+//! update agent's state, when there is one ([`add_update`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,6 +16,16 @@ use serde_json::{Value, json};
 
 use crate::link::Link;
 use crate::media::Media;
+
+/// Adds `"update"`: where the update agent stands (`null` without `[update]`).
+pub(crate) fn add_update(status: &mut Value, updater: Option<&crate::update::Updater>) {
+    if let Some(map) = status.as_object_mut() {
+        map.insert(
+            "update".into(),
+            updater.map_or(Value::Null, crate::update::Updater::json),
+        );
+    }
+}
 
 /// `state` and `error` of a call state.
 fn state_fields(state: &CallState) -> (Value, Value) {

@@ -2,7 +2,8 @@
 //! drawn small. A task asks for the status as the local endpoint does (a
 //! [`Request::Status`] to whoever runs the kiosk now), turns it into a [`PanelState`]
 //! ([`panel_state`], no I/O) and, when that changed, hands the frame to a thread of its
-//! own that talks to the device (I2C writes block).
+//! own that talks to the device (I2C writes block). The update agent's download or
+//! install shows as a percent ([`PanelState::update_percent`]).
 //!
 //! A panel that cannot be opened, or fails later, is a warning in the log; the kiosk
 //! goes on without it.
@@ -15,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::PanelConfig;
 use crate::request::Request;
+use crate::update::Updater;
 
 /// How often the panel asks for the status.
 const EVERY: Duration = Duration::from_millis(500);
@@ -58,6 +60,7 @@ pub(crate) fn spawn(
     name: String,
     server: Option<String>,
     requests: mpsc::Sender<Request>,
+    updater: Option<Updater>,
 ) {
     let (frames, frame_rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
@@ -78,7 +81,8 @@ pub(crate) fn spawn(
             if requests.send(Request::Status(tx)).await.is_err() {
                 break;
             }
-            let Ok(status) = rx.await else { continue };
+            let Ok(mut status) = rx.await else { continue };
+            crate::status::add_update(&mut status, updater.as_ref());
             if address
                 .as_ref()
                 .is_none_or(|(at, _)| at.elapsed() >= ADDRESS_EVERY)
@@ -144,8 +148,16 @@ pub(crate) fn panel_state(name: &str, status: &Value, address: Option<String>) -
         call,
         pairing_code: None,
         address,
-        update_percent: None,
+        update_percent: update_percent(&status["update"]),
     }
+}
+
+/// The download's or the install's percent, while one runs.
+fn update_percent(update: &Value) -> Option<u8> {
+    matches!(update["state"].as_str(), Some("downloading" | "installing"))
+        .then(|| update["progress"].as_u64())
+        .flatten()
+        .map(|p| p.min(100) as u8)
 }
 
 #[cfg(test)]
@@ -182,6 +194,10 @@ mod tests {
                 message: "wrong password".into()
             }
         );
+        let updating = json!({"state": "idle", "update": {"state": "downloading", "progress": 42}});
+        assert_eq!(panel_state("R", &updating, None).update_percent, Some(42));
+        let ready = json!({"state": "idle", "update": {"state": "ready", "progress": 100}});
+        assert_eq!(panel_state("R", &ready, None).update_percent, None);
         let again = json!({"state": "reconnecting", "room": "r", "attempt": 2});
         assert_eq!(
             panel_state("R", &again, None).call,
