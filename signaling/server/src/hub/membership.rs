@@ -26,36 +26,7 @@ impl Hub {
         let state = &self.peers[&peer];
         if state.room.as_deref() == Some(room_name.as_str()) {
             // Back from a dropped connection: the others never saw us leave.
-            let peers = self
-                .room_members(&room_name)
-                .iter()
-                .filter(|id| **id != peer)
-                .map(|id| {
-                    let p = &self.peers[id];
-                    PeerInfo {
-                        id: *id,
-                        name: p.name.clone(),
-                        role: p.role,
-                    }
-                })
-                .collect();
-            let room = self.rooms.get(&room_name);
-            let watch = room.and_then(|r| r.watch.clone());
-            let protection = room.and_then(|r| r.password_hash.as_deref());
-            let protected = protection.is_some();
-            let doc_token = self.tokens.issue_doc(&room_name, protection, peer, now);
-            self.relay_servers(peer, now, out);
-            out.push(Action::Send {
-                to: vec![peer],
-                msg: ServerMessage::Joined {
-                    room: room_name,
-                    peer_id: peer,
-                    peers,
-                    watch,
-                    doc_token,
-                    protected,
-                },
-            });
+            self.admit(peer, room_name, now, out);
             return;
         }
         if let Some(current) = &state.room {
@@ -154,18 +125,6 @@ impl Hub {
                 })
             }
         };
-        let peers: Vec<PeerInfo> = room
-            .members
-            .iter()
-            .map(|id| {
-                let p = &self.peers[id];
-                PeerInfo {
-                    id: *id,
-                    name: p.name.clone(),
-                    role: p.role,
-                }
-            })
-            .collect();
         if !room.members.is_empty() {
             out.push(Action::Send {
                 to: room.members.clone(),
@@ -175,29 +134,12 @@ impl Hub {
         room.members.push(peer);
         room.last_active = now;
         room.vacant_since = None;
-        let watch = room.watch.clone();
-        let protected = room.password_hash.is_some();
-        let protection = room.password_hash.clone();
         out.push(Action::Store(StoreOp::TouchRoom {
             room: room_name.clone(),
             now,
         }));
         self.peers.get_mut(&peer).expect("present").room = Some(room_name.clone());
-        let doc_token = self
-            .tokens
-            .issue_doc(&room_name, protection.as_deref(), peer, now);
-        self.relay_servers(peer, now, out);
-        out.push(Action::Send {
-            to: vec![peer],
-            msg: ServerMessage::Joined {
-                room: room_name,
-                peer_id: peer,
-                peers,
-                watch,
-                doc_token,
-                protected,
-            },
-        });
+        self.admit(peer, room_name, now, out);
     }
 
     /// Takes `peer` out of its room, telling the others. Returns the room it was in. An
@@ -232,6 +174,41 @@ impl Hub {
             now,
         }));
         Some(name)
+    }
+
+    /// `peer` is (again) in `room_name`: its TURN credentials, then `joined` with the
+    /// others in the room in join order, the watch state and a document token bound to
+    /// the room's protection. The same for a first join and a resume.
+    fn admit(&self, peer: PeerId, room_name: String, now: Millis, out: &mut Vec<Action>) {
+        let peers = self
+            .room_members(&room_name)
+            .iter()
+            .filter(|id| **id != peer)
+            .map(|id| {
+                let p = &self.peers[id];
+                PeerInfo {
+                    id: *id,
+                    name: p.name.clone(),
+                    role: p.role,
+                }
+            })
+            .collect();
+        let room = self.rooms.get(&room_name);
+        let watch = room.and_then(|r| r.watch.clone());
+        let protection = room.and_then(|r| r.password_hash.as_deref());
+        let doc_token = self.tokens.issue_doc(&room_name, protection, peer, now);
+        self.relay_servers(peer, now, out);
+        out.push(Action::Send {
+            to: vec![peer],
+            msg: ServerMessage::Joined {
+                room: room_name,
+                peer_id: peer,
+                peers,
+                watch,
+                protected: protection.is_some(),
+                doc_token,
+            },
+        });
     }
 
     /// The ICE servers with TURN credentials for `peer`, who is joining: sent before
