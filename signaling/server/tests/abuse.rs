@@ -9,7 +9,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use common::{Client, Ws, client_from, loopback, metric, next_text, tcp_from};
+use common::{Client, Ws, client_from, expect_error, loopback, metric, next_text, tcp_from};
 use portal_proto::{ClientMessage, ErrorCode, Role, ServerMessage};
 use portal_testkit::ServerProc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,16 +34,6 @@ fn error_code(msg: &ServerMessage) -> Option<ErrorCode> {
     match msg {
         ServerMessage::Error { code, .. } => Some(*code),
         _ => None,
-    }
-}
-
-fn expect_error(msg: &ServerMessage, code: ErrorCode) {
-    match msg {
-        ServerMessage::Error { code: got, message } => {
-            assert_eq!(*got, code, "message: {message}");
-            assert!(!message.is_empty());
-        }
-        other => panic!("expected error {code}, got {other:?}"),
     }
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, connect, http_get, next_text, recv, send, send_raw};
+use common::{Client, connect, expect_error, http_get, metric, next_text, recv, send, send_raw};
 use futures_util::StreamExt;
 use portal_proto::{
     ClientMessage, ErrorCode, IceCandidate, MAX_ROOMS_QUERY, PeerId, Role, RoomOccupancy, SdpType,
@@ -22,28 +22,6 @@ fn sdp(kind: SdpType, body: &str) -> SignalData {
         kind,
         sdp: body.into(),
     })
-}
-
-fn expect_error(msg: &ServerMessage, code: ErrorCode) {
-    match msg {
-        ServerMessage::Error { code: got, message } => {
-            assert_eq!(*got, code, "message: {message}");
-            assert!(!message.is_empty());
-        }
-        other => panic!("expected error {code}, got {other:?}"),
-    }
-}
-
-async fn metric(server: &ServerProc, line_start: &str) -> u64 {
-    let (status, _, body) = http_get(server.addr, "/metrics", &[]).await;
-    assert_eq!(status, 200);
-    let body = String::from_utf8(body).unwrap();
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(line_start)
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("no metric {line_start} in\n{body}"))
 }
 
 #[tokio::test]

@@ -158,59 +158,46 @@ impl AwarenessTable {
 mod tests {
     use super::*;
 
-    fn update(entries: &[(u64, u32, &str)]) -> AwarenessUpdate {
-        AwarenessUpdate {
-            clients: entries
-                .iter()
-                .map(|(id, clock, json)| {
-                    (
-                        ClientID::new(*id),
-                        AwarenessUpdateEntry {
-                            clock: *clock,
-                            json: (*json).into(),
-                        },
-                    )
-                })
-                .collect(),
-        }
-    }
-
     #[test]
     fn clocks_decide_and_removals_stick() {
         let mut t = AwarenessTable::default();
-        let a = t.apply(update(&[(1, 1, r#"{"name":"a"}"#)]), 0);
+        let a = t.apply(awareness_update(&[(1, 1, r#"{"name":"a"}"#)]), 0);
         assert_eq!(a.set, vec![1]);
         assert!(a.update.is_some());
         // Same clock, different state: ignored (the sender must bump its clock).
         assert!(
-            t.apply(update(&[(1, 1, r#"{"name":"b"}"#)]), 1)
+            t.apply(awareness_update(&[(1, 1, r#"{"name":"b"}"#)]), 1)
                 .update
                 .is_none()
         );
         // A renewal with a higher clock is accepted and broadcast.
         assert!(
-            t.apply(update(&[(1, 2, r#"{"name":"a"}"#)]), 2)
+            t.apply(awareness_update(&[(1, 2, r#"{"name":"a"}"#)]), 2)
                 .update
                 .is_some()
         );
         // Removal with the same clock works (that is how clients say goodbye).
-        let r = t.apply(update(&[(1, 2, "null")]), 3);
+        let r = t.apply(awareness_update(&[(1, 2, "null")]), 3);
         assert_eq!(r.removed, vec![1]);
         assert!(t.snapshot().is_none());
         // An old state cannot come back.
         assert!(
-            t.apply(update(&[(1, 2, r#"{"name":"a"}"#)]), 4)
+            t.apply(awareness_update(&[(1, 2, r#"{"name":"a"}"#)]), 4)
                 .update
                 .is_none()
         );
         // An unknown client's removal changes nothing and is not broadcast.
-        assert!(t.apply(update(&[(9, 5, "null")]), 5).update.is_none());
+        assert!(
+            t.apply(awareness_update(&[(9, 5, "null")]), 5)
+                .update
+                .is_none()
+        );
     }
 
     #[test]
     fn removal_bumps_the_clock_and_expiry_finds_silent_clients() {
         let mut t = AwarenessTable::default();
-        t.apply(update(&[(1, 3, "{}"), (2, 1, "{}")]), 0);
+        t.apply(awareness_update(&[(1, 3, "{}"), (2, 1, "{}")]), 0);
         let gone = t.remove([1, 7], 10).unwrap();
         assert_eq!(gone.clients.len(), 1);
         assert_eq!(gone.clients[&ClientID::new(1)].clock, 4);

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use portal_proto::{ClientMessage, PROTOCOL_VERSION, PeerId, Role, ServerMessage};
+use portal_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, Role, ServerMessage};
 use portal_testkit::ServerProc;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -158,4 +158,15 @@ pub async fn metric(server: &ServerProc, line_start: &str) -> u64 {
                 .map(|v| v.trim().parse().unwrap())
         })
         .unwrap_or_else(|| panic!("no metric {line_start} in\n{body}"))
+}
+
+/// Asserts that `msg` is the typed error `code` with a message.
+pub fn expect_error(msg: &ServerMessage, code: ErrorCode) {
+    match msg {
+        ServerMessage::Error { code: got, message } => {
+            assert_eq!(*got, code, "message: {message}");
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected error {code}, got {other:?}"),
+    }
 }
