@@ -58,17 +58,8 @@ impl FileChannel {
     /// A person accepts the offer `id`. When the disk has no room for it any more, the
     /// offer is declined as [`DeclineReason::NoSpace`] and the error says so.
     pub fn accept(&mut self, id: u32, ctx: &Receiving<'_>) -> Result<(), TransferError> {
-        let inc = self
-            .incoming
-            .get(&id)
-            .ok_or(TransferError::UnknownTransfer {
-                side: TransferSide::Receiver,
-                id,
-            })?;
-        if inc.info.state != TransferState::Offered {
-            return Err(TransferError::WrongState { id });
-        }
-        if !self.has_room(inc.info.size, ctx) {
+        let size = self.incoming_in(id, &TransferState::Offered)?.info.size;
+        if !self.has_room(size, ctx) {
             self.stats.declined_no_space += 1;
             self.send(&FileMessage::Decline {
                 id,
@@ -83,16 +74,7 @@ impl FileChannel {
 
     /// A person declines the offer `id`.
     pub fn decline(&mut self, id: u32) -> Result<(), TransferError> {
-        let inc = self
-            .incoming
-            .get(&id)
-            .ok_or(TransferError::UnknownTransfer {
-                side: TransferSide::Receiver,
-                id,
-            })?;
-        if inc.info.state != TransferState::Offered {
-            return Err(TransferError::WrongState { id });
-        }
+        self.incoming_in(id, &TransferState::Offered)?;
         self.send(&FileMessage::Decline {
             id,
             reason: DeclineReason::Declined,
@@ -103,16 +85,8 @@ impl FileChannel {
 
     /// The I/O layer stored (renamed) the verified file of incoming transfer `id`.
     pub fn stored(&mut self, id: u32) -> Result<(), TransferError> {
-        let inc = self
-            .incoming
-            .get_mut(&id)
-            .ok_or(TransferError::UnknownTransfer {
-                side: TransferSide::Receiver,
-                id,
-            })?;
-        if inc.info.state != TransferState::Finishing {
-            return Err(TransferError::WrongState { id });
-        }
+        self.incoming_in(id, &TransferState::Finishing)?;
+        let inc = self.incoming.get_mut(&id).expect("checked above");
         inc.info.state = TransferState::Complete;
         inc.created = false;
         tracing::info!(id, name = ?inc.info.stored_name, size = inc.info.size, "file received");
@@ -120,6 +94,21 @@ impl FileChannel {
         self.changed(TransferSide::Receiver, id);
         self.ended(TransferSide::Receiver, id);
         Ok(())
+    }
+
+    /// Incoming transfer `id`, when it is in `state`.
+    fn incoming_in(&self, id: u32, state: &TransferState) -> Result<&Incoming, TransferError> {
+        let inc = self
+            .incoming
+            .get(&id)
+            .ok_or(TransferError::UnknownTransfer {
+                side: TransferSide::Receiver,
+                id,
+            })?;
+        if inc.info.state != *state {
+            return Err(TransferError::WrongState { id });
+        }
+        Ok(inc)
     }
 
     /// Writing or storing incoming transfer `id` failed: the file is dropped.
