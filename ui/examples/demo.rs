@@ -6,9 +6,28 @@
 use std::time::Duration;
 
 use portal_ui::{
-    CallStatus, ChatLine, DeviceInfo, Devices, FilePrompt, FileState, FileView, PeerView, Picture,
-    Quality, RoomView, TileKey, Ui, UiEvent, Update,
+    CallStatus, ChatLine, DeviceInfo, Devices, FilePrompt, FileState, FileView, PairedLaptop,
+    PairingView, PeerView, Picture, Quality, RoomView, TileKey, Ui, UiEvent, Update, UpdatePhase,
+    UpdateView,
 };
+
+fn update(phase: UpdatePhase, progress: Option<f32>) -> Update {
+    Update::Update(Some(UpdateView {
+        phase,
+        current: env!("CARGO_PKG_VERSION").into(),
+        available: Some("9.9.9".into()),
+        progress,
+        ..UpdateView::default()
+    }))
+}
+
+fn laptops() -> Vec<PairedLaptop> {
+    vec![PairedLaptop {
+        id: "1".into(),
+        name: "Demo laptop".into(),
+        presenting: false,
+    }]
+}
 
 fn peers(pinned: Option<u64>) -> Vec<PeerView> {
     let names = ["Ada", "Bob", "Chioma"];
@@ -80,6 +99,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         microphone: "Demo microphone".into(),
         speaker: "Demo speaker".into(),
     }));
+
+    ui.apply(update(UpdatePhase::Idle, None));
+    ui.apply(Update::Pairing(Some(PairingView {
+        code: "K7P2XM".into(),
+        url: "http://127.0.0.1:8080/p/K7P2XM".into(),
+        expires_in_secs: 300,
+    })));
+    ui.apply(Update::Paired(laptops()));
 
     // Video: a thread pushing frames, as GStreamer would.
     let handle = ui.handle();
@@ -154,6 +181,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     address: "127.0.0.1".into(),
                     version: env!("CARGO_PKG_VERSION").into(),
                 }),
+                UiEvent::CheckForUpdates => update(UpdatePhase::Ready, None),
+                UiEvent::InstallUpdateNow => update(UpdatePhase::Installing, Some(0.6)),
+                UiEvent::Unpair(_) => Update::Paired(Vec::new()),
                 _ => continue,
             };
             handle.apply(update);

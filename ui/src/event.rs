@@ -49,4 +49,10 @@ pub enum UiEvent {
     /// The shared screen went full screen (`true`) or back. This one is view state: the
     /// UI has already switched, Rust may use it (e.g. to ask for a sharper stream).
     ScreenFullScreen(bool),
+    /// Ask the update agent to look for a new version now.
+    CheckForUpdates,
+    /// Install the available update now, without waiting for the maintenance window.
+    InstallUpdateNow,
+    /// Forget the paired laptop with this [`PairedLaptop::id`](crate::PairedLaptop::id).
+    Unpair(String),
 }

@@ -12,6 +12,7 @@
 mod adapter;
 mod event;
 mod frames;
+mod qr;
 mod view;
 
 /// The compiled views (`portal-ui-views`, built from `ui/*.slint`).
@@ -22,7 +23,8 @@ pub use event::UiEvent;
 pub use frames::{FrameError, FrameStats, TileKey};
 pub use view::{
     CallStatus, ChatLine, DeviceInfo, Devices, FilePrompt, FileState, FileView, JoinFailure, Page,
-    PeerView, Picture, Quality, RoomView, ServerSetup, Update, format_size, occupancy,
+    PairedLaptop, PairingView, PeerView, Picture, Quality, RoomView, ServerSetup, Update,
+    UpdatePhase, UpdateView, format_size, occupancy,
 };
 
 /// The generated Slint component, for tests and tools that look inside the views

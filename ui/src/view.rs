@@ -1,5 +1,11 @@
 //! Plain view types: what Rust tells the UI to show.
 
+mod pairing;
+mod update;
+
+pub use pairing::{PairedLaptop, PairingView};
+pub use update::{UpdatePhase, UpdateView};
+
 /// A room configured on this kiosk, shown as a large target on the home page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoomView {
@@ -206,6 +212,14 @@ pub enum Update {
     /// `Some`: show the first-run page instead of everything else (again with each
     /// `Some`: the address field takes its `address`); `None`: back to home.
     ServerSetup(Option<ServerSetup>),
+    /// The over-the-air update section of the settings page; `None`: no update agent is
+    /// set up on this kiosk (the section says so and offers no buttons).
+    Update(Option<UpdateView>),
+    /// Show a pairing code and its QR code (home page, and a corner of the call), or
+    /// `None` to hide them.
+    Pairing(Option<PairingView>),
+    /// The laptops paired with this kiosk, listed on the home page.
+    Paired(Vec<PairedLaptop>),
 }
 
 /// How many people are in a room, for [`RoomView::detail`]: "Empty", "1 person here",

@@ -2,8 +2,12 @@
 
 mod common;
 
-use common::{Harness, call_scene, devices, file_prompt, files, home_scene, peers};
-use portal_ui::{CallStatus, JoinFailure, Page, PeerView, Picture, ServerSetup, UiEvent, Update};
+use common::{
+    Harness, call_scene, devices, file_prompt, files, home_scene, pairing_scene, peers, update,
+};
+use portal_ui::{
+    CallStatus, JoinFailure, Page, PeerView, Picture, ServerSetup, UiEvent, Update, UpdatePhase,
+};
 
 /// Types `text` on the on-screen keyboard, switching to its symbols for `: / @ #`… and
 /// back to letters for letters (digits and `, . ? ! '` are there in both modes).
@@ -506,6 +510,8 @@ fn every_touch_target_is_labelled_and_big_enough() {
     call_scene(&h);
     h.apply(Update::Devices(devices()));
     h.apply(Update::Files(files()));
+    h.apply(Update::Update(Some(update(UpdatePhase::Ready, true))));
+    pairing_scene(&h);
     let mut screens = Vec::new();
     let mut check = |screen: &str| {
         let buttons = h.buttons();

@@ -9,8 +9,9 @@ use i_slint_backend_testing::{
     AccessibleRole, ElementHandle, TestingBackend, TestingBackendOptions,
 };
 use portal_ui::{
-    CallStatus, ChatLine, DeviceInfo, Devices, FilePrompt, FileState, FileView, PeerView, Quality,
-    RoomView, TileKey, Ui, UiEvent, Update,
+    CallStatus, ChatLine, DeviceInfo, Devices, FilePrompt, FileState, FileView, PairedLaptop,
+    PairingView, PeerView, Quality, RoomView, TileKey, Ui, UiEvent, Update, UpdatePhase,
+    UpdateView,
 };
 use slint::PhysicalSize;
 
@@ -83,6 +84,11 @@ impl Harness {
         self.find(label)
             .mock_single_click(slint::platform::PointerEventButton::Left);
         self.settle();
+    }
+
+    /// Whether the element labelled `label` can be used (elements say so when they cannot).
+    pub fn enabled(&self, label: &str) -> bool {
+        self.find(label).accessible_enabled().unwrap_or(true)
     }
 
     pub fn checked(&self, label: &str) -> bool {
@@ -325,4 +331,45 @@ pub fn devices() -> Devices {
         microphone: "ReSpeaker 4-Mic Array".into(),
         speaker: "HDMI 1".into(),
     }
+}
+
+/// The update agent's report: running 1.3.0, with 1.4.0 on offer when `available`.
+pub fn update(phase: UpdatePhase, available: bool) -> UpdateView {
+    UpdateView {
+        phase,
+        current: "1.3.0".into(),
+        available: available.then(|| "1.4.0".into()),
+        ..UpdateView::default()
+    }
+}
+
+pub const PAIRING_URL: &str = "https://rooms.example.org/p/K7P2XM";
+
+pub fn pairing() -> PairingView {
+    PairingView {
+        code: "K7P2XM".into(),
+        url: PAIRING_URL.into(),
+        expires_in_secs: 300,
+    }
+}
+
+pub fn paired() -> Vec<PairedLaptop> {
+    vec![
+        PairedLaptop {
+            id: "laptop-1".into(),
+            name: "Alice's laptop".into(),
+            presenting: true,
+        },
+        PairedLaptop {
+            id: "laptop-2".into(),
+            name: "Reception MacBook".into(),
+            presenting: false,
+        },
+    ]
+}
+
+/// A pairing code on show, and two laptops paired already.
+pub fn pairing_scene(h: &Harness) {
+    h.apply(Update::Pairing(Some(pairing())));
+    h.apply(Update::Paired(paired()));
 }
