@@ -30,6 +30,7 @@ pub mod engine;
 pub mod file_key;
 pub mod lobby;
 pub mod names;
+pub mod remote;
 pub mod room;
 pub mod stage;
 pub mod transfer;

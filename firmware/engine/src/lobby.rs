@@ -3,6 +3,7 @@
 //! room is joined. Sans-IO like the rest: the caller opens the connection and feeds what
 //! arrives.
 
+use portal_proto::pairing::DeviceHello;
 use portal_proto::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, Role, RoomOccupancy, ServerMessage,
 };
@@ -26,6 +27,7 @@ pub enum QueryStep {
 pub struct RoomsQuery {
     name: String,
     rooms: Vec<String>,
+    device_token: Option<String>,
 }
 
 /// The most room names one query asks about (the server refuses more).
@@ -37,7 +39,16 @@ impl RoomsQuery {
         RoomsQuery {
             name: name.into(),
             rooms: rooms.iter().take(MAX_ROOMS).cloned().collect(),
+            device_token: None,
         }
+    }
+
+    /// Says hello as the enrolled kiosk with this token (so its enrolled name is
+    /// accepted).
+    #[must_use]
+    pub fn with_device_token(mut self, token: Option<String>) -> Self {
+        self.device_token = token;
+        self
     }
 
     /// The first message once the connection is open.
@@ -47,6 +58,10 @@ impl RoomsQuery {
             name: self.name.clone(),
             role: Role::Kiosk,
             resume: None,
+            device: self.device_token.clone().map(|token| DeviceHello {
+                token,
+                control: false,
+            }),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Which peer the room display shows large ("on stage").
 //!
-//! In order: a pinned peer (a person chose); else the peer sharing its screen (the most
+//! In order: a pinned peer (a person chose); else the presenting laptop's screen share
+//! (a paired laptop that pressed Present); else the peer sharing its screen (the most
 //! recent share wins); else the active speaker; else the first peer to arrive. The active
 //! speaker changes only when another peer has spoken above the threshold for
 //! `min_speech` and the current speaker has held the stage for `hold`, so the view does
@@ -36,6 +37,7 @@ impl Default for StageConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StageReason {
     Pinned,
+    Presenting,
     ScreenShare,
     Speaking,
     First,
@@ -57,6 +59,7 @@ pub struct Stage {
     peers: BTreeMap<PeerId, PeerStage>,
     seq: u64,
     pinned: Option<PeerId>,
+    presenter: Option<PeerId>,
     speaker: Option<(PeerId, Instant)>,
     current: Option<(PeerId, StageReason)>,
 }
@@ -68,6 +71,7 @@ impl Stage {
             peers: BTreeMap::new(),
             seq: 0,
             pinned: None,
+            presenter: None,
             speaker: None,
             current: None,
         }
@@ -100,6 +104,16 @@ impl Stage {
     /// Pins `peer` (or unpins with `None`). Pinning an unknown peer does nothing.
     pub fn pin(&mut self, peer: Option<PeerId>) {
         self.pinned = peer.filter(|p| self.peers.contains_key(p));
+    }
+
+    /// The presenting laptop (or nobody): its screen share takes the stage from
+    /// everything but a pin, and a pin made before it is dropped (presenting is the
+    /// newer choice).
+    pub fn set_presenter(&mut self, peer: Option<PeerId>) {
+        if peer.is_some() {
+            self.pinned = None;
+        }
+        self.presenter = peer;
     }
 
     pub fn set_screen(&mut self, now: Instant, peer: PeerId, sharing: bool) {
@@ -150,6 +164,12 @@ impl Stage {
         if let Some(p) = self.pinned {
             return Some((p, StageReason::Pinned));
         }
+        if let Some(p) = self
+            .presenter
+            .filter(|p| self.peers.get(p).is_some_and(|s| s.screen_since.is_some()))
+        {
+            return Some((p, StageReason::Presenting));
+        }
         if let Some((id, _)) = self
             .peers
             .iter()
@@ -179,6 +199,26 @@ mod tests {
 
     fn ms(t0: Instant, ms: u64) -> Instant {
         t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn the_presenters_share_beats_a_newer_share_and_an_older_pin() {
+        let t0 = Instant::now();
+        let mut s = Stage::new(StageConfig::default());
+        s.add(A);
+        s.add(B);
+        s.add(C);
+        s.pin(Some(C));
+        s.set_presenter(Some(A));
+        assert_eq!(s.update(), Some(Some((A, StageReason::First))));
+        s.set_screen(ms(t0, 0), A, true);
+        s.set_screen(ms(t0, 10), B, true);
+        assert_eq!(s.update(), Some(Some((A, StageReason::Presenting))));
+        s.pin(Some(C));
+        assert_eq!(s.update(), Some(Some((C, StageReason::Pinned))));
+        s.pin(None);
+        s.set_presenter(None);
+        assert_eq!(s.update(), Some(Some((B, StageReason::ScreenShare))));
     }
 
     #[test]

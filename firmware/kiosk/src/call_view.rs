@@ -68,6 +68,11 @@ impl CallView {
         })
     }
 
+    /// The speaker's volume, 0 to 1.
+    pub(crate) fn volume(&self, volume: f32) {
+        self.ui.apply(Update::Volume(volume));
+    }
+
     /// Sends what `event` changed.
     pub(crate) fn on_event(
         &mut self,

@@ -42,11 +42,13 @@ use portal_engine::ReceivePolicy;
 use serde::Deserialize;
 
 mod devices;
+mod pairing;
 mod server;
 mod update;
 
 pub(crate) use devices::{ButtonConfig, Devices, PanelConfig};
 use devices::{ButtonFile, PanelFile};
+use pairing::{device_token, room_for};
 pub(crate) use server::{save_server, server_url};
 pub(crate) use update::UpdateConfig;
 use update::UpdateFile;
@@ -115,6 +117,10 @@ pub(crate) struct Cli {
     /// Speaker by board device id.
     #[arg(long)]
     pub speaker: Option<String>,
+    /// A file holding this kiosk's device token (from `portal-server kiosk add`), instead
+    /// of `device_token` in the config file.
+    #[arg(long)]
+    pub device_token_file: Option<PathBuf>,
 }
 
 /// The receive policy as written in the config and on the command line.
@@ -188,6 +194,12 @@ pub(crate) struct ConfigFile {
     #[serde(default)]
     pub button: ButtonFile,
     pub update: Option<UpdateFile>,
+    /// The device token `portal-server kiosk add` printed: with it the kiosk shows a
+    /// pairing code and obeys its paired laptops.
+    pub device_token: Option<String>,
+    /// The room "Present" from a paired laptop joins when the kiosk is at home (default:
+    /// `room`, else the first of `rooms`, else one named after the kiosk).
+    pub own_room: Option<String>,
 }
 
 /// The settings in force.
@@ -228,6 +240,10 @@ pub(crate) struct Config {
     pub button: Option<ButtonConfig>,
     /// The update agent, when there is one.
     pub update: Option<UpdateConfig>,
+    /// The enrolled kiosk's device token: pairing is on with it.
+    pub device_token: Option<String>,
+    /// The room "Present" joins from home.
+    pub own_room: String,
 }
 
 impl Config {
@@ -287,16 +303,27 @@ impl Config {
         let button = file.button.resolve()?;
         let update = UpdateFile::resolve(file.update, server.as_deref())?;
         let data_home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+        let device_token = device_token(cli.device_token_file.as_deref(), file.device_token)?;
+        let name = cli
+            .name
+            .or(file.name)
+            .unwrap_or_else(|| "Portal kiosk".to_owned());
+        let own_room = file
+            .own_room
+            .or_else(|| room.clone())
+            .or_else(|| file.rooms.first().cloned())
+            .unwrap_or_else(|| room_for(&name));
+        portal_proto::validate_room_name(&own_room)
+            .map_err(|e| anyhow::anyhow!("own_room {own_room:?}: {e}"))?;
         Ok(Config {
+            device_token,
+            own_room,
             headless: cli.headless,
             server,
             path,
             room,
             rooms: file.rooms,
-            name: cli
-                .name
-                .or(file.name)
-                .unwrap_or_else(|| "Portal kiosk".to_owned()),
+            name,
             password: cli.password.or(file.password),
             status_addr: cli
                 .status_addr

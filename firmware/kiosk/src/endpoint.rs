@@ -4,7 +4,8 @@
 //! JSON of `/status` is built in [`crate::status`].
 //!
 //! - `GET /status`: the room, the connection, each peer's media counters, what the
-//!   kiosk sends, the chat log and the file transfers (JSON).
+//!   kiosk sends, what fills the stage, the chat log and the file transfers (JSON); with
+//!   a device token also the pairing code (`pairing`) and the paired laptops (`paired`).
 //! - `POST /chat` `{"text": "..."}`: sends a chat line to everyone.
 //! - `POST /snapshot` `{"peer": ID}` (or no body: the peer on stage): writes a PNG of that
 //!   peer's latest frame and returns `{"path": ...}`.
@@ -51,6 +52,7 @@ use tokio::sync::{mpsc, oneshot};
 use portal_board::sim::SimButtonHandle;
 
 use crate::access::{Token, local_host};
+use crate::remote::RemoteHandle;
 use crate::request::Request;
 use crate::update::Updater;
 
@@ -67,9 +69,9 @@ pub(crate) async fn bind(
     addr: SocketAddr,
     token: Token,
     requests: mpsc::Sender<Request>,
-    presser: Option<SimButtonHandle>,
-    updater: Option<Updater>,
+    extras: Extras,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
+    let extras = std::sync::Arc::new(extras);
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let serve = async move {
@@ -84,21 +86,13 @@ pub(crate) async fn bind(
             };
             let requests = requests.clone();
             let token = token.clone();
-            let presser = presser.clone();
-            let updater = updater.clone();
+            let extras = std::sync::Arc::clone(&extras);
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let requests = requests.clone();
                     let token = token.clone();
-                    let presser = presser.clone();
-                    let updater = updater.clone();
-                    async move {
-                        let extra = Extra {
-                            presser: presser.as_ref(),
-                            updater: updater.as_ref(),
-                        };
-                        Ok::<_, Infallible>(handle(req, &token, requests, extra).await)
-                    }
+                    let extras = std::sync::Arc::clone(&extras);
+                    async move { Ok::<_, Infallible>(handle(req, &token, requests, &extras).await) }
                 });
                 if let Err(e) = http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
@@ -199,24 +193,25 @@ async fn ask<T>(
         .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the kiosk is stopping"))
 }
 
-/// What answers besides the kiosk's controller: the simulated button and the update
-/// agent, when there are.
-#[derive(Clone, Copy)]
-struct Extra<'a> {
-    presser: Option<&'a SimButtonHandle>,
-    updater: Option<&'a Updater>,
+/// What answers besides the kiosk's controller: the simulated button, the update agent
+/// and the remote control, when there are.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Extras {
+    pub presser: Option<SimButtonHandle>,
+    pub updater: Option<Updater>,
+    pub remote: Option<RemoteHandle>,
 }
 
 async fn handle(
     req: hyper::Request<Incoming>,
     token: &Token,
     requests: mpsc::Sender<Request>,
-    extra: Extra<'_>,
+    extras: &Extras,
 ) -> Reply {
     if let Err(refused) = admit(&req, token) {
         return *refused;
     }
-    match route(req, &requests, extra).await {
+    match route(req, &requests, extras).await {
         Ok(reply) | Err(reply) => reply,
     }
 }
@@ -254,8 +249,9 @@ fn admit(req: &hyper::Request<Incoming>, token: &Token) -> Result<(), Box<Reply>
 async fn route(
     req: hyper::Request<Incoming>,
     requests: &mpsc::Sender<Request>,
-    Extra { presser, updater }: Extra<'_>,
+    extras: &Extras,
 ) -> Result<Reply, Reply> {
+    let (presser, updater) = (extras.presser.as_ref(), extras.updater.as_ref());
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let method = req.method().clone();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -264,6 +260,9 @@ async fn route(
         (Method::GET, ["status"]) => {
             let mut status = ask(requests, Request::Status).await?;
             crate::status::add_update(&mut status, updater);
+            if let Some(remote) = &extras.remote {
+                remote.add_to_status(&mut status);
+            }
             Ok(reply(StatusCode::OK, &status))
         }
         (Method::POST, ["chat"]) => {

@@ -7,6 +7,8 @@
 //!   `/status` for [`REFUSED_LINGER`], then the process exits with [`EXIT_REFUSED`].
 //! - A short press of the button mutes or unmutes; a long press leaves the call, and the
 //!   kiosk waits (`/status` says `idle`) until the next press joins again.
+//! - A paired laptop's commands (with a device token, see [`crate::remote`]): join another
+//!   room, leave (then wait as after a long press), mute, camera, volume.
 //! - SIGTERM or SIGINT: `STOPPING=1`, leave, exit.
 
 use std::process::ExitCode;
@@ -17,8 +19,11 @@ use portal_board::Press;
 use portal_engine::CallState;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use portal_engine::remote::Action;
+
 use crate::config::Config;
 use crate::notify::Notifier;
+use crate::presence::Shared;
 use crate::request::Request;
 use crate::session::{self, CallPlan};
 
@@ -33,14 +38,19 @@ const EXIT_REFUSED: u8 = 2;
 enum Ended {
     /// Shut down, or the session ended by itself: exit with this.
     Exit(ExitCode),
-    /// Left with the button: wait for the next press.
+    /// Left with the button or by a paired laptop: wait for the next press.
     Left,
+    /// A paired laptop asked for another room.
+    Switch(String, Option<String>),
 }
 
 /// What the loop needs besides the config.
 struct Loop {
     requests: mpsc::Receiver<Request>,
     presses: Option<mpsc::Receiver<Press>>,
+    /// A paired laptop's commands.
+    actions: mpsc::UnboundedReceiver<Action>,
+    shared: Shared,
     shutdown: watch::Receiver<bool>,
     notifier: Notifier,
     watchdog: tokio::time::Interval,
@@ -85,7 +95,9 @@ pub(crate) async fn run(config: Config, notifier: Notifier) -> anyhow::Result<Ex
     };
     let (request_tx, requests) = mpsc::channel(64);
     let (button, presser) = crate::button::open(config.button.as_ref());
-    let updater = crate::serve_endpoint(&config, request_tx.clone(), presser).await?;
+    let (shared, remote, actions) = crate::start_remote(&config, None)?;
+    let updater =
+        crate::serve_endpoint(&config, request_tx.clone(), presser, &shared, remote).await?;
     // No window: the "UI" is up once the endpoint serves.
     if let Some(updater) = &updater {
         updater.ui_up();
@@ -119,30 +131,37 @@ pub(crate) async fn run(config: Config, notifier: Notifier) -> anyhow::Result<Ex
     let mut l = Loop {
         requests,
         presses: button.map(crate::button::spawn),
+        actions,
+        shared,
         shutdown,
         notifier,
         watchdog,
         started: Instant::now(),
     };
     l.notifier.ready();
+    let (mut room, mut password) = (room, config.password.clone());
     loop {
+        let shared = l.shared.clone();
         let plan = CallPlan {
             config: &config,
             server: &server,
             room: &room,
-            password: config.password.clone(),
+            password: password.clone(),
             wait_for_seat: true,
+            shared: &shared,
         };
         let media = crate::media::open(&config, board.as_ref(), &config.devices)?;
-        match call(&mut l, &plan, media).await? {
+        let ended = call(&mut l, &plan, media).await?;
+        let next = match ended {
             Ended::Exit(code) => return Ok(code),
-            Ended::Left => {
-                if !idle(&mut l, &config.name, &room).await {
-                    tracing::info!("stopped");
-                    return Ok(ExitCode::SUCCESS);
-                }
-            }
-        }
+            Ended::Left => idle(&mut l, &config.name, &room, password.as_ref()).await,
+            Ended::Switch(r, p) => Some((r, p)),
+        };
+        let Some(next) = next else {
+            tracing::info!("stopped");
+            return Ok(ExitCode::SUCCESS);
+        };
+        (room, password) = next;
     }
 }
 
@@ -183,6 +202,19 @@ async fn call(
                 }
                 _ => crate::button::toggle_mic(&call_tx).await,
             },
+            Some(action) = l.actions.recv() => match action {
+                Action::JoinRoom { room, password } => {
+                    tracing::info!(room, "a paired laptop: joining another room");
+                    break Ended::Switch(room, password);
+                }
+                Action::Leave => {
+                    tracing::info!(room = plan.room, "a paired laptop: leaving the call");
+                    break Ended::Left;
+                }
+                other => {
+                    let _ = call_tx.send(Request::Ui(crate::remote::as_ui_event(other))).await;
+                }
+            },
             _ = l.watchdog.tick() => ping(&l.notifier, l.started).await,
         }
     };
@@ -194,20 +226,37 @@ async fn call(
     Ok(ended)
 }
 
-/// Out of a call after a long press: answers as idle until the next press (`true`: join
-/// again) or the shutdown (`false`).
-async fn idle(l: &mut Loop, name: &str, room: &str) -> bool {
+/// Out of a call after a long press or a laptop's "Leave": answers as idle until the
+/// next press (join `room` again), a paired laptop's join, or the shutdown (`None`).
+async fn idle(
+    l: &mut Loop,
+    name: &str,
+    room: &str,
+    password: Option<&String>,
+) -> Option<(String, Option<String>)> {
     let rooms = [(room.to_owned(), None)];
     loop {
         tokio::select! {
-            _ = l.shutdown.wait_for(|stop| *stop) => return false,
+            _ = l.shutdown.wait_for(|stop| *stop) => return None,
             Some(request) = l.requests.recv() => {
                 request.refuse(|| crate::status::idle(name, None, &rooms));
             }
             Some(_) = next_press(&mut l.presses) => {
                 tracing::info!(room, "button: joining again");
-                return true;
+                return Some((room.to_owned(), password.cloned()));
             }
+            Some(action) = l.actions.recv() => match action {
+                Action::JoinRoom { room, password } => {
+                    tracing::info!(room, "a paired laptop: joining");
+                    return Some((room, password));
+                }
+                Action::SetVolume(volume) => {
+                    let mut next = l.shared.presence.borrow().clone();
+                    next.volume = volume.clamp(0.0, 1.0);
+                    l.shared.publish(next);
+                }
+                other => tracing::debug!(?other, "not in a call"),
+            },
             _ = l.watchdog.tick() => ping(&l.notifier, l.started).await,
         }
     }

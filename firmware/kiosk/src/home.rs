@@ -13,6 +13,8 @@
 //!   wrong password asks for the password again). Leave ends it. Taps that concern the
 //!   call and the local endpoint's requests go to the running session; at home the
 //!   endpoint is answered here ([`crate::status::idle`]).
+//! - **Paired laptops** ([`crate::remote`]): their joins and leaves are carried out here
+//!   like taps; mute, camera and volume go to the call; "Unpair" goes to the remote.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +27,15 @@ use portal_proto::{ErrorCode, RoomOccupancy};
 use portal_ui::{CallStatus, JoinFailure, Page, RoomView, ServerSetup, UiEvent, UiHandle, Update};
 use tokio::sync::{mpsc, oneshot};
 
+use portal_engine::remote::Action;
+use portal_proto::PeerId;
+
 use crate::config::{Config, Devices};
+use crate::presence::Shared;
+use crate::remote::RemoteHandle;
 use crate::request::Request;
 use crate::session::{self, CallPlan};
+use crate::update::Updater;
 
 /// How often home asks how many people are in its rooms.
 pub(crate) const OCCUPANCY_EVERY: Duration = Duration::from_secs(10);
@@ -40,6 +48,12 @@ pub(crate) struct Home {
     /// Requests of the local endpoint (forwarded to the call, answered at home).
     pub requests: mpsc::Receiver<Request>,
     pub board: Arc<dyn portal_board::Board>,
+    pub shared: Shared,
+    pub remote: Option<RemoteHandle>,
+    /// A paired laptop's commands.
+    pub actions: mpsc::UnboundedReceiver<Action>,
+    /// The update agent, for "Check for updates" and "Install update now".
+    pub updater: Option<Updater>,
 }
 
 /// A running call.
@@ -69,6 +83,9 @@ struct Controller {
     /// The people in each room as last heard.
     occupancy: Vec<RoomOccupancy>,
     occupancy_tx: mpsc::Sender<Vec<RoomOccupancy>>,
+    shared: Shared,
+    remote: Option<RemoteHandle>,
+    updater: Option<Updater>,
 }
 
 /// Runs until the window closes (its event channel ends) or `shutdown` resolves, and
@@ -80,6 +97,10 @@ pub(crate) async fn run(home: Home, shutdown: impl Future<Output = ()>) {
         mut events,
         mut requests,
         board,
+        shared,
+        remote,
+        mut actions,
+        updater,
     } = home;
     tokio::pin!(shutdown);
     let (occupancy_tx, mut occupancy_rx) = mpsc::channel(4);
@@ -101,6 +122,9 @@ pub(crate) async fn run(home: Home, shutdown: impl Future<Output = ()>) {
         failure: None,
         occupancy: Vec::new(),
         occupancy_tx,
+        shared,
+        remote,
+        updater,
     };
     c.show_home();
     if c.config.server.is_none() {
@@ -122,6 +146,7 @@ pub(crate) async fn run(home: Home, shutdown: impl Future<Output = ()>) {
                 c.ui_event(event).await;
             }
             Some(request) = requests.recv() => c.request(request).await,
+            Some(action) = actions.recv() => c.action(action).await,
             changed = async {
                 match c.call.as_mut() {
                     Some(r) => r.call.state.changed().await.map(|()| r.call.state.borrow_and_update().clone()),
@@ -180,6 +205,27 @@ impl Controller {
                 self.ask_occupancy();
             }
             UiEvent::CloseImage => self.ui.apply(Update::Image(None)),
+            UiEvent::CheckForUpdates => {
+                if let Some(u) = &self.updater
+                    && !u.check_now().await
+                {
+                    tracing::warn!("the update agent has stopped");
+                }
+            }
+            UiEvent::InstallUpdateNow => {
+                if let Some(u) = &self.updater
+                    && !u.install_now().await
+                {
+                    tracing::warn!("the update agent has stopped");
+                }
+            }
+            UiEvent::Unpair(id) => {
+                if let (Some(remote), Ok(peer)) = (&self.remote, id.parse::<u64>()) {
+                    remote.unpair(PeerId(peer));
+                } else {
+                    tracing::warn!(id, "unpair: no such laptop");
+                }
+            }
             UiEvent::ChooseCamera(id) => self.choose(|c| c.camera = Some(id)),
             UiEvent::ChooseMicrophone(id) => self.choose(|c| c.microphone = Some(id)),
             UiEvent::ChooseSpeaker(id) => self.choose(|c| c.speaker = Some(id)),
@@ -190,6 +236,33 @@ impl Controller {
                     }
                 } else {
                     tracing::debug!(?other, "not in a call");
+                }
+            }
+        }
+    }
+
+    /// A paired laptop's command: joins and leaves as if tapped, the rest to the call.
+    async fn action(&mut self, action: Action) {
+        match action {
+            Action::JoinRoom { room, password } => {
+                tracing::info!(room, "a paired laptop: joining");
+                self.begin(room, password);
+            }
+            Action::Leave => {
+                tracing::info!("a paired laptop: leaving");
+                self.end().await;
+                self.ask_occupancy();
+            }
+            Action::SetVolume(volume) if self.call.is_none() => {
+                let mut next = self.shared.presence.borrow().clone();
+                next.volume = volume.clamp(0.0, 1.0);
+                self.shared.publish(next);
+                self.ui.apply(Update::Volume(volume));
+            }
+            other => {
+                if let Some(r) = &self.call {
+                    let event = crate::remote::as_ui_event(other);
+                    let _ = r.requests.send(Request::Ui(event)).await;
                 }
             }
         }
@@ -262,6 +335,7 @@ impl Controller {
             room: &room,
             password,
             wait_for_seat: false,
+            shared: &self.shared,
         };
         let started =
             crate::media::open(&self.config, self.board.as_ref(), &self.chosen).and_then(|media| {
@@ -343,7 +417,8 @@ impl Controller {
         if self.rooms.is_empty() {
             return;
         }
-        let query = RoomsQuery::new(self.config.name.clone(), &self.rooms);
+        let query = RoomsQuery::new(self.config.name.clone(), &self.rooms)
+            .with_device_token(self.config.device_token.clone());
         let tx = self.occupancy_tx.clone();
         tokio::spawn(async move {
             match occupancy(&server, &query).await {

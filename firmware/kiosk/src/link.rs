@@ -39,6 +39,8 @@ pub(crate) enum Command {
     FileText(String),
     FileBinary(Vec<u8>),
     RestartIce,
+    /// The speaker's volume, 0 to 1.
+    Volume(f32),
     Stop,
 }
 
@@ -311,6 +313,16 @@ impl Running {
                     tracing::warn!(%remote, error = %e, "ICE restart failed");
                 }
             }
+            Command::Volume(volume) => {
+                let tracks = self
+                    .shared
+                    .tracks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                for track in tracks.iter().flatten() {
+                    track.receiver.set_volume(f64::from(volume));
+                }
+            }
             Command::Stop => {}
         }
     }
@@ -521,7 +533,8 @@ impl Running {
             .as_ref()
             .is_some_and(|t| t.codec == codec && t.payload_type == rtp.payload_type);
         if !fits {
-            let config = ReceiverConfig::new(codec, rtp.payload_type, self.setup.facts.clone());
+            let mut config = ReceiverConfig::new(codec, rtp.payload_type, self.setup.facts.clone());
+            config.volume = f64::from(self.setup.gates.volume());
             // Building the pipeline takes a while: keep the runtime's other tasks going.
             let receiver = tokio::task::block_in_place(|| {
                 if codec == Codec::Opus {

@@ -28,7 +28,10 @@
 //!   short press mutes, a long press leaves);
 //! - [`notify`]: `READY=1`, `WATCHDOG=1` and `STOPPING=1` to the service manager;
 //! - [`update`]: the update agent (`portal-ota`) when `[update]` is configured: told the
-//!   call state, driven by `POST /update/check` and `/update/install`, shown in `/status`.
+//!   call state, driven by `POST /update/check` and `/update/install`, shown in `/status`;
+//! - [`remote`]: with a device token, the control connection: the pairing code and the
+//!   paired laptops' commands (decided by `portal_engine::remote`);
+//! - [`presence`]: what a call is doing, for the update agent and the remote control.
 //!
 //! Without `--headless` the Slint window owns the main thread and tokio runs beside it;
 //! with no settings at all the window opens on the first-run screen. With `--headless` the
@@ -54,6 +57,8 @@ mod home;
 mod link;
 mod media;
 mod notify;
+mod presence;
+mod remote;
 mod request;
 mod session;
 mod status;
@@ -102,14 +107,47 @@ fn init_tracing() {
         .init();
 }
 
+/// With a device token and a rooms server, the remote control (pairing), else nothing;
+/// either way the state calls share with it and with the update agent.
+pub(crate) fn start_remote(
+    config: &Config,
+    ui: Option<portal_ui::UiHandle>,
+) -> anyhow::Result<(
+    presence::Shared,
+    Option<remote::RemoteHandle>,
+    mpsc::UnboundedReceiver<portal_engine::remote::Action>,
+)> {
+    let (actions, action_rx) = mpsc::unbounded_channel();
+    let (Some(token), Some(server)) = (&config.device_token, &config.server) else {
+        return Ok((presence::Shared::standalone(), None, action_rx));
+    };
+    let (presenter, presenter_rx) = tokio::sync::watch::channel(None);
+    let shared = presence::Shared::new(presenter_rx);
+    let handle = remote::spawn(remote::RemoteSetup {
+        server: server.clone(),
+        name: config.name.clone(),
+        token: token.clone(),
+        own_room: config.own_room.clone(),
+        presence: shared.presence.subscribe(),
+        actions,
+        presenter,
+        ui,
+    })?;
+    tracing::info!(own_room = config.own_room, "remote control started");
+    Ok((shared, Some(handle), action_rx))
+}
+
 /// The local endpoint, answering with `requests`' receiver; prints its address on
 /// stdout. Its token goes to the configured file first, so a tool that sees the address
 /// can read the token. `presser`: the simulated button, pressed by `POST /button`. With
-/// `[update]`, the update agent starts here too (the endpoint's `/update/*` drive it).
+/// `[update]`, the update agent starts here too (the endpoint's `/update/*` drive it),
+/// told from `shared` whether a meeting is on.
 pub(crate) async fn serve_endpoint(
     config: &Config,
     requests: mpsc::Sender<Request>,
     presser: Option<SimButtonHandle>,
+    shared: &presence::Shared,
+    remote: Option<remote::RemoteHandle>,
 ) -> anyhow::Result<Option<update::Updater>> {
     let token = access::Token::generate();
     token
@@ -119,16 +157,15 @@ pub(crate) async fn serve_endpoint(
     let updater = config
         .update
         .as_ref()
-        .map(|u| update::spawn(u, requests.clone()));
-    let (addr, serve) = endpoint::bind(
-        config.status_addr,
-        token,
-        requests,
+        .map(|u| update::spawn(u, shared.presence.subscribe()));
+    let extras = endpoint::Extras {
         presser,
-        updater.clone(),
-    )
-    .await
-    .with_context(|| format!("binding the status endpoint on {}", config.status_addr))?;
+        updater: updater.clone(),
+        remote,
+    };
+    let (addr, serve) = endpoint::bind(config.status_addr, token, requests, extras)
+        .await
+        .with_context(|| format!("binding the status endpoint on {}", config.status_addr))?;
     tokio::spawn(serve);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "status on http://{addr}");
@@ -200,7 +237,19 @@ async fn windowed(
     media::preload_in_background(board.as_ref());
     let (request_tx, requests) = mpsc::channel(64);
     let (button, presser) = button::open(config.button.as_ref());
-    let updater = serve_endpoint(&config, request_tx.clone(), presser).await?;
+    let (shared, remote, actions) = start_remote(&config, Some(ui.clone()))?;
+    let updater = serve_endpoint(
+        &config,
+        request_tx.clone(),
+        presser,
+        &shared,
+        remote.clone(),
+    )
+    .await?;
+    match &updater {
+        Some(updater) => updater.show_on(ui.clone()),
+        None => ui.apply(portal_ui::Update::Update(None)),
+    }
     if let Some(button) = button {
         button::spawn_windowed(button::spawn(button), request_tx.clone(), button_events);
     }
@@ -213,6 +262,7 @@ async fn windowed(
             updater.clone(),
         );
     }
+    let updater_for_home = updater.clone();
     // Ready once the endpoint listens and the window's event loop runs (the UI is up for
     // the update agent's health check then too).
     let ready = notifier.clone();
@@ -230,6 +280,10 @@ async fn windowed(
         events,
         requests,
         board,
+        shared,
+        remote,
+        actions,
+        updater: updater_for_home,
     };
     home::run(home, async move {
         shutdown_signal().await;

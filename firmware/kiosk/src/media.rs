@@ -4,7 +4,7 @@
 //! (`Output::LocalMedia`); the session sets them and the links read them per sample.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use anyhow::Context;
 use portal_board::{BoardFacts, Sink};
@@ -27,6 +27,8 @@ pub(crate) struct Media {
 pub(crate) struct Gates {
     pub audio: Arc<AtomicBool>,
     pub video: Arc<AtomicBool>,
+    /// The speaker's volume (0 to 1, as `f32` bits) for every peer's audio.
+    pub volume: Arc<AtomicU32>,
 }
 
 impl Default for Gates {
@@ -34,6 +36,7 @@ impl Default for Gates {
         Gates {
             audio: Arc::new(AtomicBool::new(true)),
             video: Arc::new(AtomicBool::new(true)),
+            volume: Arc::new(AtomicU32::new(1.0f32.to_bits())),
         }
     }
 }
@@ -43,6 +46,20 @@ impl Gates {
     pub(crate) fn set(&self, state: portal_engine::MediaState) {
         self.audio.store(state.audio, Ordering::Relaxed);
         self.video.store(state.video, Ordering::Relaxed);
+    }
+
+    /// The volume new audio receivers start at.
+    pub(crate) fn volume(&self) -> f32 {
+        f32::from_bits(self.volume.load(Ordering::Relaxed))
+    }
+}
+
+impl Media {
+    /// Sets the volume for the receivers made from now on (the links set their own).
+    pub(crate) fn set_volume(&self, volume: f32) {
+        self.gates
+            .volume
+            .store(volume.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
     }
 }
 

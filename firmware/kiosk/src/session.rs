@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::files::{Budget, Credit, FileStore, FileWorker};
 use crate::link::{self, Command, Link, LinkEvent, LinkSetup};
 use crate::media::{Media, NetSettings};
+use crate::presence::{Presence, Shared};
 use crate::request::Request;
 
 /// A call to start: which room, as whom, with what.
@@ -39,6 +40,8 @@ pub(crate) struct CallPlan<'a> {
     pub password: Option<String>,
     /// Retry a full room instead of giving up (headless: yes; a person choosing: no).
     pub wait_for_seat: bool,
+    /// Where the call publishes what it is doing, and learns who presents.
+    pub shared: &'a Shared,
 }
 
 /// A running call: its task and its state as the engine reports it.
@@ -64,6 +67,7 @@ pub(crate) fn start(
     engine.seed = u64::from(std::process::id());
     engine.bitrate = config.bitrate;
     engine.wait_for_seat = plan.wait_for_seat;
+    engine.device_token.clone_from(&config.device_token);
     tracing::info!(
         server = plan.server,
         room = plan.room,
@@ -85,6 +89,7 @@ pub(crate) fn start(
         net: NetSettings::from_config(config),
         ui,
         state,
+        shared: plan.shared.clone(),
     };
     Ok(Call {
         task: tokio::spawn(run(setup, shutdown)),
@@ -109,6 +114,7 @@ pub(crate) struct SessionSetup {
     pub ui: Option<portal_ui::UiHandle>,
     /// Told every change of the call state (the home screen and headless mode watch it).
     pub state: watch::Sender<CallState>,
+    pub shared: Shared,
 }
 
 struct Session {
@@ -127,6 +133,9 @@ struct Session {
     net: NetSettings,
     view: Option<CallView>,
     state: watch::Sender<CallState>,
+    shared: Shared,
+    /// The speaker's volume, 0 to 1.
+    volume: f32,
     links: HashMap<PeerId, Link>,
     link_tx: mpsc::Sender<(PeerId, u64, LinkEvent)>,
     serial: u64,
@@ -168,12 +177,17 @@ pub(crate) async fn run(
         net,
         ui,
         state,
+        shared,
     } = setup;
+    let mut presenter = shared.presenter.clone();
+    let volume = shared.presence.borrow().volume;
+    media.set_volume(volume);
     let (transport, mut transport_events) =
         signaling::start(transport).context("the signaling settings")?;
     let (link_tx, mut link_rx) = mpsc::channel(1024);
     let mut engine = Engine::new(engine);
     engine.set_existing_files(files.existing());
+    engine.set_presenter(*presenter.borrow_and_update());
     let (disk, mut disk_done) = FileWorker::start(files)?;
     let mut s = Session {
         engine,
@@ -188,6 +202,8 @@ pub(crate) async fn run(
         net,
         view: ui.map(CallView::new),
         state,
+        shared,
+        volume,
         links: HashMap::new(),
         link_tx,
         serial: 0,
@@ -198,6 +214,7 @@ pub(crate) async fn run(
     counters.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         s.flush();
+        s.publish();
         let wake = s.engine.poll_timeout();
         let sleep = async {
             match wake {
@@ -225,6 +242,10 @@ pub(crate) async fn run(
             Some((peer, serial, event)) = link_rx.recv() => s.link_event(peer, serial, event),
             Some(done) = disk_done.recv() => s.disk_done(done),
             Some(request) = requests.recv() => s.request(request),
+            Ok(()) = presenter.changed() => {
+                let peer = *presenter.borrow_and_update();
+                s.engine.set_presenter(peer);
+            }
             () = sleep => s.engine.handle_timeout(Instant::now()),
             _ = counters.tick(), if s.view.is_some() => {
                 if let Some(view) = &mut s.view {
@@ -252,10 +273,31 @@ pub(crate) async fn run(
     }
     // The discards of unfinished transfers are queued; let the worker do them.
     s.disk.finish(Duration::from_secs(3)).await;
+    let home = s.shared.presence.borrow().home();
+    s.shared.publish(home);
     Ok(())
 }
 
 impl Session {
+    /// The call as the rest of the kiosk sees it.
+    fn publish(&self) {
+        self.shared
+            .publish(Presence::from_engine(&self.engine, self.volume));
+    }
+
+    /// The speaker's volume, for every peer's audio now and later.
+    fn set_volume(&mut self, volume: f32) {
+        let volume = volume.clamp(0.0, 1.0);
+        self.volume = volume;
+        self.media.set_volume(volume);
+        for link in self.links.values() {
+            link.send(Command::Volume(volume));
+        }
+        if let Some(view) = &self.view {
+            view.volume(volume);
+        }
+    }
+
     fn link_event(&mut self, peer: PeerId, serial: u64, event: LinkEvent) {
         if self.links.get(&peer).is_none_or(|l| l.serial != serial) {
             return;
@@ -445,6 +487,10 @@ impl Session {
             }
             UiEvent::SetCameraOff(off) => {
                 self.engine.set_camera_off(off);
+                Ok(())
+            }
+            UiEvent::SetVolume(volume) => {
+                self.set_volume(volume);
                 Ok(())
             }
             UiEvent::OpenFile(id) => {

@@ -128,7 +128,8 @@ pub(crate) fn call(
         "me": engine.me().map(|p| p.0),
         "connected": call_state == CallState::Joined,
         "joinStartedUnixMs": join_started_unix_ms,
-        "stage": engine.stage().map(|(p, _)| p.0),
+        "stage": engine.stage().map(|(p, why)| stage(engine, p, why)),
+        "volume": media.gates.volume(),
         "micMuted": !local.audio,
         "cameraOff": !local.video,
         "peers": peers,
@@ -215,6 +216,24 @@ fn transfer_state(state: &TransferState) -> String {
         TransferState::Failed(_) => "failed".into(),
         other => format!("{other:?}").to_lowercase(),
     }
+}
+
+/// What fills the stage: `kind` is `screen` when the peer on it shares its screen (the
+/// view shows the share), else `camera`; `reason` is the engine's.
+fn stage(engine: &Engine, peer: PeerId, why: portal_engine::StageReason) -> Value {
+    use portal_engine::StageReason;
+    let screen = engine.peer_media(peer).is_some_and(|m| m.screen);
+    json!({
+        "kind": if screen { "screen" } else { "camera" },
+        "peer": peer.0,
+        "reason": match why {
+            StageReason::Pinned => "pinned",
+            StageReason::Presenting => "presenting",
+            StageReason::ScreenShare => "screenShare",
+            StageReason::Speaking => "speaking",
+            StageReason::First => "first",
+        },
+    })
 }
 
 #[cfg(test)]

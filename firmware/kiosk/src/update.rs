@@ -3,9 +3,10 @@
 //! call (`CallActive`), and "check now" / "install now" from the local endpoint. Its
 //! status is `"update"` in `/status` ([`Updater::json`]) and the panel's progress.
 //!
-//! In a call means: a call with at least one other peer, joined or getting there (a
-//! headless kiosk alone in its room is not in a meeting). The call state is read as the
-//! status panel reads it, with a [`Request::Status`] once a second.
+//! In a call means a meeting as the engine decides it (`Engine::in_meeting`: a call with
+//! at least one other peer, joined or getting back to it; a headless kiosk alone in its
+//! room is not in a meeting), published by the session in [`Presence`] and passed on at
+//! each change.
 //!
 //! The health check after booting a new slot: the agent reaches the rooms server's
 //! `/healthz` itself, and waits for the UI's file ([`UI_READY_FILE`] in the data
@@ -13,23 +14,19 @@
 //! endpoint serves) through [`Updater::ui_up`].
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use portal_ota::download::DownloadOptions;
 use portal_ota::rauc::Bus;
 use portal_ota::runner::{self, AgentConfig, Control, Outcome};
 use portal_ota::{Policy, Status};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::config::UpdateConfig;
-use crate::request::Request;
+use crate::presence::Presence;
 
 /// The file that says the UI is up, in the agent's data directory (removed at start).
 pub(crate) const UI_READY_FILE: &str = "ui-up";
-
-/// How often the call state is read.
-const CALL_EVERY: Duration = Duration::from_secs(1);
 
 /// The running agent, as the endpoint, the panel and the UI see it.
 #[derive(Clone, Debug)]
@@ -41,8 +38,8 @@ pub(crate) struct Updater {
     ui_ready_file: PathBuf,
 }
 
-/// Starts the agent; `requests` answers [`Request::Status`] (the call state).
-pub(crate) fn spawn(config: &UpdateConfig, requests: mpsc::Sender<Request>) -> Updater {
+/// Starts the agent, told whether a meeting is on from `presence`.
+pub(crate) fn spawn(config: &UpdateConfig, presence: watch::Receiver<Presence>) -> Updater {
     let ui_ready_file = config.data_dir.join(UI_READY_FILE);
     // Left from the previous boot, it would pass the health check for a UI not up yet.
     let _ = std::fs::remove_file(&ui_ready_file);
@@ -87,7 +84,7 @@ pub(crate) fn spawn(config: &UpdateConfig, requests: mpsc::Sender<Request>) -> U
         };
         let _ = stopped_tx.send(Some(why));
     });
-    tokio::spawn(feed_call_state(requests, control.clone()));
+    tokio::spawn(feed_call_state(presence, control.clone()));
     Updater {
         control,
         status,
@@ -96,19 +93,11 @@ pub(crate) fn spawn(config: &UpdateConfig, requests: mpsc::Sender<Request>) -> U
     }
 }
 
-/// Tells the agent each change of the call state until either side ends.
-async fn feed_call_state(requests: mpsc::Sender<Request>, control: mpsc::Sender<Control>) {
-    let mut tick = tokio::time::interval(CALL_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+/// Tells the agent each change of the meeting state until either side ends.
+async fn feed_call_state(mut presence: watch::Receiver<Presence>, control: mpsc::Sender<Control>) {
     let mut told = None;
     loop {
-        tick.tick().await;
-        let (tx, rx) = oneshot::channel();
-        if requests.send(Request::Status(tx)).await.is_err() {
-            return;
-        }
-        let Ok(status) = rx.await else { continue };
-        let on = in_call(&status);
+        let on = presence.borrow_and_update().meeting;
         if told != Some(on) {
             tracing::info!(in_call = on, "update agent told the call state");
             if control.send(Control::CallActive(on)).await.is_err() {
@@ -116,16 +105,10 @@ async fn feed_call_state(requests: mpsc::Sender<Request>, control: mpsc::Sender<
             }
             told = Some(on);
         }
+        if presence.changed().await.is_err() {
+            return;
+        }
     }
-}
-
-/// Whether a `/status` answer is a call with someone else in it.
-fn in_call(status: &Value) -> bool {
-    let calling = matches!(
-        status["state"].as_str(),
-        Some("joined" | "connecting" | "reconnecting")
-    );
-    calling && status["peers"].as_array().is_some_and(|p| !p.is_empty())
 }
 
 impl Updater {
@@ -137,6 +120,24 @@ impl Updater {
     /// "Install now" (still never during a call); `false`: the agent is gone.
     pub(crate) async fn install_now(&self) -> bool {
         self.control.send(Control::InstallNow).await.is_ok()
+    }
+
+    /// Keeps the settings page's update section current until the agent's status ends.
+    pub(crate) fn show_on(&self, ui: portal_ui::UiHandle) {
+        let mut status = self.status.clone();
+        let stopped = self.stopped.clone();
+        tokio::spawn(async move {
+            loop {
+                let view = ui_view(
+                    status.borrow_and_update().as_ref(),
+                    stopped.borrow().as_ref(),
+                );
+                ui.apply(portal_ui::Update::Update(Some(view)));
+                if status.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// The UI shows: the health check's second half.
@@ -152,6 +153,43 @@ impl Updater {
             self.status.borrow().as_ref(),
             self.stopped.borrow().as_ref(),
         )
+    }
+}
+
+/// The agent's status as the settings page shows it.
+fn ui_view(status: Option<&Status>, stopped: Option<&Value>) -> portal_ui::UpdateView {
+    use portal_ota::Phase;
+    use portal_ui::UpdatePhase;
+    let stopped_text = stopped.map(|v| v["message"].as_str().unwrap_or("stopped").to_owned());
+    let Some(s) = status else {
+        return portal_ui::UpdateView {
+            phase: if stopped.is_some() {
+                UpdatePhase::Failed
+            } else {
+                UpdatePhase::Idle
+            },
+            current: env!("CARGO_PKG_VERSION").to_owned(),
+            error: stopped_text,
+            ..portal_ui::UpdateView::default()
+        };
+    };
+    let phase = match s.state {
+        _ if stopped.is_some() => UpdatePhase::Failed,
+        Phase::Idle => UpdatePhase::Idle,
+        Phase::Checking => UpdatePhase::Checking,
+        Phase::Downloading => UpdatePhase::Downloading,
+        Phase::Ready => UpdatePhase::Ready,
+        Phase::Installing => UpdatePhase::Installing,
+        Phase::Rebooting => UpdatePhase::Rebooting,
+        Phase::Failed => UpdatePhase::Failed,
+    };
+    portal_ui::UpdateView {
+        phase,
+        current: s.current.to_string(),
+        available: s.available.as_ref().map(|a| a.version.to_string()),
+        progress: s.progress.map(|p| f32::from(p) / 100.0),
+        deferred_by_call: s.deferred_by_call,
+        error: stopped_text.or_else(|| s.error.as_ref().map(|e| e.message.clone())),
     }
 }
 
@@ -186,13 +224,7 @@ mod tests {
     use portal_ota::Phase;
 
     #[test]
-    fn the_call_state_and_the_status_json() {
-        assert!(!in_call(&json!({"state": "joined", "peers": []})));
-        assert!(in_call(&json!({"state": "joined", "peers": [{"id": 2}]})));
-        assert!(in_call(
-            &json!({"state": "reconnecting", "peers": [{"id": 2}]})
-        ));
-        assert!(!in_call(&json!({"state": "idle", "peers": []})));
+    fn the_status_json() {
         assert_eq!(status_json(None, None)["state"], "idle");
         let s = Status {
             state: Phase::Ready,

@@ -58,6 +58,8 @@ pub struct ReceiverConfig {
     /// Jitter buffer latency.
     pub latency: Duration,
     pub facts: BoardFacts,
+    /// Audio: the playback volume, 0 to 1 (see [`Receiver::set_volume`]).
+    pub volume: f64,
 }
 
 impl ReceiverConfig {
@@ -70,6 +72,7 @@ impl ReceiverConfig {
                 Codec::H264 | Codec::Vp8 => Duration::from_millis(100),
             },
             facts,
+            volume: 1.0,
         }
     }
 }
@@ -202,9 +205,11 @@ impl Receiver {
             let description = format!(
                 "{src} ! rtpjitterbuffer name=jitter latency={latency} do-lost=true \
                      ! rtpopusdepay ! opusdec name=dec plc=true ! audioconvert ! audioresample \
+                     ! volume name=volume volume={volume} \
                      ! level name=level interval=100000000 post-messages=true ! {sink}",
                 src = appsrc(config),
                 latency = config.latency.as_millis(),
+                volume = config.volume.clamp(0.0, 1.0),
             );
             Pipeline::launch(
                 "audio-receiver",
@@ -345,6 +350,13 @@ impl Receiver {
     }
 
     /// Feeds one RTP packet (as received from the peer connection's track).
+    /// An audio receiver's playback volume, 0 to 1 (a video receiver has none).
+    pub fn set_volume(&self, volume: f64) {
+        if let Ok(element) = self.pipeline.get::<gst::Element>("volume") {
+            element.set_property("volume", volume.clamp(0.0, 1.0));
+        }
+    }
+
     pub fn push_rtp(&self, packet: impl AsRef<[u8]> + Send + 'static) {
         self.counters.packets_in.fetch_add(1, Ordering::Relaxed);
         let buffer = gst::Buffer::from_slice(packet);

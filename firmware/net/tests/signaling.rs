@@ -66,6 +66,7 @@ async fn the_transport_carries_messages_and_reports_only_real_drops() {
             name: "Transport".into(),
             role: Role::Kiosk,
             resume: None,
+            device: None,
         })
         .expect("open");
     next_matching(&mut events, "welcome", |e| {

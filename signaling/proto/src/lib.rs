@@ -14,6 +14,10 @@
 pub mod channel;
 pub mod media;
 pub mod names;
+pub mod pairing;
+mod validate;
+
+pub use validate::{Invalid, validate_display_name, validate_password, validate_room_name};
 
 use std::fmt;
 
@@ -77,6 +81,10 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(test, ts(optional))]
         resume: Option<String>,
+        /// An enrolled kiosk's identity ([`pairing::DeviceHello`]); browsers leave it out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        device: Option<pairing::DeviceHello>,
     },
     /// Enter a room, creating it when it does not exist. A password given when creating
     /// protects the room from then on.
@@ -97,6 +105,39 @@ pub enum ClientMessage {
     /// How many peers are in each of these rooms (at most [`MAX_ROOMS_QUERY`] names);
     /// answered with [`ServerMessage::Rooms`]. Allowed after `hello`, in a room or not.
     Rooms { rooms: Vec<String> },
+    /// A laptop redeems the code a kiosk shows (as typed; the server normalizes it with
+    /// [`pairing::normalize_code`]). Answered with [`ServerMessage::PairAccepted`] or an
+    /// error: `invalidCode`, `codeExpired`, `kioskOffline`, `rateLimited`,
+    /// `alreadyPaired`.
+    Pair { code: String },
+    /// Ends a pairing. From a laptop: its own (`peer` absent). From a kiosk's control
+    /// connection: the pairing with the laptop `peer`.
+    Unpair {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        peer: Option<PeerId>,
+    },
+    /// A paired laptop's command for its kiosk, relayed as [`ServerMessage::Command`];
+    /// `id` is the laptop's own, echoed in the answer.
+    Command {
+        id: u32,
+        command: pairing::RemoteCommand,
+    },
+    /// The kiosk's answer to the command `id` from the laptop `to`: done (no `error`),
+    /// with the room it is in when that matters to the laptop (`present`).
+    CommandResult {
+        to: PeerId,
+        id: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        error: Option<pairing::CommandError>,
+    },
+    /// The kiosk's state, sent by its control connection on every change; the server
+    /// keeps the latest and passes it to every paired laptop.
+    KioskState { state: pairing::KioskState },
 }
 
 /// Messages the server sends to a client.
@@ -174,6 +215,50 @@ pub enum ServerMessage {
     Rooms {
         rooms: Vec<RoomOccupancy>,
     },
+    /// To an enrolled kiosk's control connection: the code to show, its link
+    /// (`https://SERVER/p/CODE`) and when it stops working (server time, ms).
+    PairingCode {
+        code: String,
+        url: String,
+        expires_at: f64,
+    },
+    /// To a kiosk's control connection: the laptop `peer` (named `name`) paired with it.
+    Paired {
+        peer: PeerId,
+        name: String,
+    },
+    /// To a laptop: it is paired with the kiosk `kiosk` named `kiosk_name` until
+    /// `expires_at` (server time, ms); the kiosk's latest state follows as `kioskState`.
+    PairAccepted {
+        kiosk: PeerId,
+        kiosk_name: String,
+        expires_at: f64,
+    },
+    /// To both sides: the pairing with `peer` ended.
+    Unpaired {
+        peer: PeerId,
+        reason: pairing::UnpairReason,
+    },
+    /// To a kiosk's control connection: a command from its paired laptop `from`.
+    Command {
+        from: PeerId,
+        id: u32,
+        command: pairing::RemoteCommand,
+    },
+    /// To a laptop: the answer to its command `id`.
+    CommandResult {
+        id: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        error: Option<pairing::CommandError>,
+    },
+    /// To a laptop: its kiosk's state.
+    KioskState {
+        state: pairing::KioskState,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -215,11 +300,27 @@ pub enum ErrorCode {
     TooManyRooms,
     ShuttingDown,
     Internal,
+    /// `pair`: no kiosk shows this code.
+    InvalidCode,
+    /// `pair`: the code was good but has expired or was used.
+    CodeExpired,
+    /// `pair`: the code's kiosk is not connected.
+    KioskOffline,
+    /// `pair`: this connection is already paired (unpair first).
+    AlreadyPaired,
+    /// `command`/`commandResult`/`unpair`: no such pairing.
+    NotPaired,
+    /// `hello`: the device token is not (or no longer) enrolled. Final.
+    InvalidDeviceToken,
+    /// `hello`: the name belongs to an enrolled kiosk.
+    NameReserved,
+    /// A newer control connection of the same kiosk took over. Final.
+    Replaced,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (for metrics and docs).
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::BadRequest,
         ErrorCode::UnsupportedProtocol,
         ErrorCode::HelloRequired,
@@ -239,6 +340,14 @@ impl ErrorCode {
         ErrorCode::TooManyRooms,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,
+        ErrorCode::InvalidCode,
+        ErrorCode::CodeExpired,
+        ErrorCode::KioskOffline,
+        ErrorCode::AlreadyPaired,
+        ErrorCode::NotPaired,
+        ErrorCode::InvalidDeviceToken,
+        ErrorCode::NameReserved,
+        ErrorCode::Replaced,
     ];
 
     /// The camelCase name used on the wire.
@@ -263,6 +372,14 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "tooManyRooms",
             ErrorCode::ShuttingDown => "shuttingDown",
             ErrorCode::Internal => "internal",
+            ErrorCode::InvalidCode => "invalidCode",
+            ErrorCode::CodeExpired => "codeExpired",
+            ErrorCode::KioskOffline => "kioskOffline",
+            ErrorCode::AlreadyPaired => "alreadyPaired",
+            ErrorCode::NotPaired => "notPaired",
+            ErrorCode::InvalidDeviceToken => "invalidDeviceToken",
+            ErrorCode::NameReserved => "nameReserved",
+            ErrorCode::Replaced => "replaced",
         }
     }
 
@@ -274,6 +391,8 @@ impl ErrorCode {
                 | ErrorCode::IdleTimeout
                 | ErrorCode::ServerFull
                 | ErrorCode::ShuttingDown
+                | ErrorCode::InvalidDeviceToken
+                | ErrorCode::Replaced
         )
     }
 }
@@ -402,127 +521,6 @@ pub enum VideoSource {
     Youtube { video_id: String },
     /// A direct `http(s)` URL of an mp4 or webm file.
     Url { url: String },
-}
-
-/// Why a value from a client was refused. Each maps to one [`ErrorCode`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Invalid {
-    RoomName(&'static str),
-    DisplayName(&'static str),
-    Password(&'static str),
-    Watch(&'static str),
-}
-
-impl Invalid {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Invalid::RoomName(_) => ErrorCode::InvalidRoomName,
-            Invalid::DisplayName(_) => ErrorCode::InvalidName,
-            Invalid::Password(_) | Invalid::Watch(_) => ErrorCode::BadRequest,
-        }
-    }
-}
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Invalid::RoomName(why) => write!(f, "invalid room name: {why}"),
-            Invalid::DisplayName(why) => write!(f, "invalid name: {why}"),
-            Invalid::Password(why) => write!(f, "invalid password: {why}"),
-            Invalid::Watch(why) => write!(f, "invalid watch state: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for Invalid {}
-
-/// Room names are 1 to 64 ASCII letters, digits, `-`, `_` and `.`, starting with a letter
-/// or digit, so they sit in a URL path (`/r/{room}`, `/yjs/{room}`) without escaping.
-pub fn validate_room_name(room: &str) -> Result<(), Invalid> {
-    if room.is_empty() {
-        return Err(Invalid::RoomName("empty"));
-    }
-    if room.len() > MAX_ROOM_NAME_LEN {
-        return Err(Invalid::RoomName("longer than 64 characters"));
-    }
-    if !room.as_bytes()[0].is_ascii_alphanumeric() {
-        return Err(Invalid::RoomName("must start with a letter or digit"));
-    }
-    if !room
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err(Invalid::RoomName(
-            "only letters, digits, '-', '_' and '.' are allowed",
-        ));
-    }
-    Ok(())
-}
-
-/// Whether `name` can be a display name: [`names::clean_display_name`] accepts it. The
-/// server admits the cleaned name, not the raw one.
-pub fn validate_display_name(name: &str) -> Result<(), Invalid> {
-    names::clean_display_name(name).map(drop)
-}
-
-/// Passwords are 1 to 256 bytes. (An absent password means an open room.)
-pub fn validate_password(password: &str) -> Result<(), Invalid> {
-    if password.is_empty() {
-        return Err(Invalid::Password("empty"));
-    }
-    if password.len() > MAX_PASSWORD_LEN {
-        return Err(Invalid::Password("longer than 256 bytes"));
-    }
-    Ok(())
-}
-
-impl WatchState {
-    /// Checks ranges and the source: finite non-negative position, a rate within
-    /// [`WATCH_RATE_RANGE`], an 11-character YouTube id, an `http(s)` URL.
-    pub fn validate(&self) -> Result<(), Invalid> {
-        if !self.position.is_finite() || self.position < 0.0 {
-            return Err(Invalid::Watch("position must be a finite number >= 0"));
-        }
-        let (lo, hi) = WATCH_RATE_RANGE;
-        if !self.rate.is_finite() || self.rate < lo || self.rate > hi {
-            return Err(Invalid::Watch("rate must be between 0.25 and 4"));
-        }
-        match &self.source {
-            None => Ok(()),
-            Some(VideoSource::Youtube { video_id }) => {
-                if video_id.len() == 11
-                    && video_id
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                {
-                    Ok(())
-                } else {
-                    Err(Invalid::Watch("a YouTube video id has 11 characters"))
-                }
-            }
-            Some(VideoSource::Url { url }) => {
-                if url.len() > MAX_VIDEO_URL_LEN {
-                    Err(Invalid::Watch("URL longer than 2048 bytes"))
-                } else if !(url.starts_with("https://") || url.starts_with("http://"))
-                    || url.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    Err(Invalid::Watch("only http(s) URLs can be watched"))
-                } else {
-                    Ok(())
-                }
-            }
-        }
-    }
-
-    /// Where the video stands `elapsed_ms` after the state's server time.
-    pub fn position_after(&self, elapsed_ms: f64) -> f64 {
-        if self.playing {
-            self.position + elapsed_ms.max(0.0) / 1000.0 * self.rate
-        } else {
-            self.position
-        }
-    }
 }
 
 /// A frame that could not be read as a [`ClientMessage`].

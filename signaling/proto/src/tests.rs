@@ -30,6 +30,52 @@ fn client_messages_on_the_wire() {
             name: "Room 4.01".into(),
             role: Role::Kiosk,
             resume: None,
+            device: None,
+        },
+    );
+    round_trip_client(
+        r#"{"type":"hello","protocol":1,"name":"Room 4.01","role":"kiosk","device":{"token":"t0k","control":true}}"#,
+        &ClientMessage::Hello {
+            protocol: 1,
+            name: "Room 4.01".into(),
+            role: Role::Kiosk,
+            resume: None,
+            device: Some(pairing::DeviceHello {
+                token: "t0k".into(),
+                control: true,
+            }),
+        },
+    );
+    round_trip_client(
+        r#"{"type":"pair","code":"K7P2XM"}"#,
+        &ClientMessage::Pair {
+            code: "K7P2XM".into(),
+        },
+    );
+    round_trip_client(
+        r#"{"type":"unpair"}"#,
+        &ClientMessage::Unpair { peer: None },
+    );
+    round_trip_client(
+        r#"{"type":"command","id":3,"command":{"kind":"joinRoom","room":"standup"}}"#,
+        &ClientMessage::Command {
+            id: 3,
+            command: pairing::RemoteCommand::JoinRoom {
+                room: "standup".into(),
+                password: None,
+            },
+        },
+    );
+    round_trip_client(
+        r#"{"type":"commandResult","to":9,"id":3,"error":{"code":"notInCall","message":"no call"}}"#,
+        &ClientMessage::CommandResult {
+            to: PeerId(9),
+            id: 3,
+            room: None,
+            error: Some(pairing::CommandError {
+                code: pairing::CommandErrorCode::NotInCall,
+                message: "no call".into(),
+            }),
         },
     );
     round_trip_client(
@@ -344,6 +390,12 @@ fn typescript() -> String {
         channel::FileMessage::decl(&cfg),
         channel::TransferSide::decl(&cfg),
         channel::DeclineReason::decl(&cfg),
+        pairing::DeviceHello::decl(&cfg),
+        pairing::RemoteCommand::decl(&cfg),
+        pairing::CommandErrorCode::decl(&cfg),
+        pairing::CommandError::decl(&cfg),
+        pairing::KioskState::decl(&cfg),
+        pairing::UnpairReason::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from signaling/proto (portal-proto) by its tests. Do not edit.\n\
@@ -353,6 +405,18 @@ fn typescript() -> String {
     out.push_str(&PROTOCOL_VERSION.to_string());
     out.push_str(";\n");
     writeln!(out, "export const MAX_ROOMS_QUERY = {MAX_ROOMS_QUERY};").unwrap();
+    writeln!(
+        out,
+        "export const PAIRING_CODE_ALPHABET = \"{}\";",
+        pairing::CODE_ALPHABET
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "export const PAIRING_CODE_LEN = {};",
+        pairing::CODE_LEN
+    )
+    .unwrap();
     out.push('\n');
     for (name, value) in [
         ("FILE_FRAME_MAX", channel::FILE_FRAME_MAX),

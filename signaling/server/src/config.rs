@@ -11,16 +11,34 @@ use crate::docs::DocsConfig;
 use crate::guard::{GuardConfig, ROOM_CREATE_BURST, ROOM_CREATE_PER_MINUTE};
 use crate::hub::HubConfig;
 use crate::ice::{IceConfig, TurnConfig};
+use crate::pairing::PairingConfig;
+use crate::pairing::admin::KioskCommand;
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "portal-server", version, about = "Portal's rooms server")]
 pub struct Config {
+    /// Without a command the server runs; `kiosk ...` manages enrolled kiosks.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address and port to listen on.
     #[arg(long, env = "PORTAL_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// Directory for the SQLite store (created if missing).
-    #[arg(long, env = "PORTAL_DATA_DIR", default_value = "portal-data")]
+    #[arg(
+        long,
+        env = "PORTAL_DATA_DIR",
+        default_value = "portal-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
+    /// The server's public base URL (`https://portal.example.com`) for pairing links
+    /// (`{url}/p/CODE`). Without it, a link is built from the Host header of the kiosk's
+    /// connection and the scheme (https with TLS).
+    #[arg(long, env = "PORTAL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Seconds a pairing code lives at most (for tests; it also changes on use).
+    #[arg(long, env = "PORTAL_PAIRING_CODE_TTL", default_value_t = portal_proto::pairing::CODE_TTL_SECS, hide = true)]
+    pub pairing_code_ttl: u64,
     /// Serve the browser client from this directory instead of the copy built in.
     #[arg(long, env = "PORTAL_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -107,6 +125,14 @@ pub struct Config {
     pub doc_compact_every: usize,
 }
 
+/// What the binary does instead of serving.
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Enrolled kiosks: `add NAME` (prints its device token once), `list`, `remove NAME`.
+    #[command(subcommand)]
+    Kiosk(KioskCommand),
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config::parse_from(["portal-server"])
@@ -149,6 +175,20 @@ impl Config {
         }
     }
 
+    pub fn pairing_config(&self) -> PairingConfig {
+        PairingConfig {
+            code_ttl_ms: self.pairing_code_ttl.max(1) as f64 * 1000.0,
+            ..PairingConfig::default()
+        }
+    }
+
+    /// `--public-url` without a trailing slash, if given.
+    pub fn public_base(&self) -> Option<String> {
+        self.public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned())
+    }
+
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout.max(1))
     }
@@ -164,6 +204,11 @@ impl Config {
         }
         if !self.turn_urls.is_empty() && self.turn_secret.is_none() {
             return Err("--turn-url needs --turn-secret (coturn use-auth-secret)".into());
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err("--public-url must start with https:// or http://".into());
         }
         if self.max_frame < 1024 {
             return Err("--max-frame below 1024 bytes cannot carry an SDP offer".into());

@@ -242,6 +242,11 @@ impl Hub {
         self.peers.get(&peer).is_some_and(|p| p.hello)
     }
 
+    /// The display name `peer` said hello with.
+    pub fn peer_name(&self, peer: PeerId) -> Option<&str> {
+        self.peers.get(&peer).map(|p| p.name.as_str())
+    }
+
     pub fn room_of(&self, peer: PeerId) -> Option<&str> {
         self.peers.get(&peer).and_then(|p| p.room.as_deref())
     }
@@ -348,11 +353,13 @@ impl Hub {
             return out;
         };
         match msg {
+            // A device token was checked by the server before (see `crate::pairing`).
             ClientMessage::Hello {
                 protocol,
                 name,
                 role,
                 resume,
+                device: _,
             } => {
                 let hello = Hello {
                     protocol,
@@ -414,6 +421,16 @@ impl Hub {
                 },
             }),
             ClientMessage::Rooms { rooms } => self.occupancy(peer, rooms, &mut out),
+            ClientMessage::Pair { .. }
+            | ClientMessage::Unpair { .. }
+            | ClientMessage::Command { .. }
+            | ClientMessage::CommandResult { .. }
+            | ClientMessage::KioskState { .. } => error(
+                &mut out,
+                peer,
+                ErrorCode::BadRequest,
+                "pairing is not handled here",
+            ),
         }
         out
     }

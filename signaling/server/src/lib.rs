@@ -6,6 +6,8 @@
 //!   argon2 on a bounded pool) and for room creation.
 //! - [`server`]: HTTP and WebSocket front (`/ws`, `/healthz`, `/metrics`, static files),
 //!   TLS, limits and shutdown.
+//! - [`pairing`]: enrolled kiosks, pairing codes, laptops paired with kiosks and the
+//!   commands relayed between them (sans-IO, beside the hub); `portal-server kiosk`.
 //! - [`updates`]: the kiosks' update feed (`--updates-dir`): manifests and RAUC bundles.
 //! - [`config`]: flags and `PORTAL_*` variables.
 
@@ -16,6 +18,7 @@ pub mod hub;
 pub mod ice;
 pub mod limits;
 pub mod metrics;
+pub mod pairing;
 pub mod server;
 pub mod store;
 pub mod token;

@@ -2,11 +2,16 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use portal_signaling::config::Command;
 use portal_signaling::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if let Some(Command::Kiosk(cmd)) = &config.command {
+        portal_signaling::pairing::admin::run(&config.data_dir, cmd, &mut std::io::stdout())?;
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("PORTAL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),

@@ -100,6 +100,8 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 3: a room's document goes with the room; the bytes of documents are counted.
     MIGRATION_FOLLOW_ROOMS,
+    // 4: enrolled kiosks and their pairing codes.
+    crate::pairing::store::MIGRATION,
 ];
 
 /// Migration: documents follow their rooms, and the bytes they take are counted.
@@ -144,16 +146,7 @@ const MIGRATION_FOLLOW_ROOMS: &str = "
 impl Store {
     /// Opens (or creates) `{dir}/portal.sqlite3` and starts the store thread.
     pub fn open(dir: &Path) -> Result<(Store, StoreThread, Loaded), StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let mut conn = Connection::open(dir.join("portal.sqlite3"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&mut conn)?;
+        let conn = open_connection(dir)?;
         let loaded = load(&conn)?;
 
         let (tx, rx) = mpsc::channel::<Option<Job>>();
@@ -228,11 +221,48 @@ impl Store {
         }
     }
 
+    /// Runs `f` on the store thread without waiting for it; a failure is logged.
+    pub fn exec<F>(&self, what: &'static str, f: F)
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    {
+        let job: Job = Box::new(move |conn| {
+            if let Err(e) = f(conn) {
+                tracing::error!(error = %e, what, "store write failed");
+            }
+            Box::new(move |commit| {
+                if let Err(e) = commit {
+                    tracing::error!(error = %e, what, "store commit failed");
+                }
+            })
+        });
+        if self.tx.send(Some(job)).is_err() {
+            tracing::warn!(what, "store closed; change dropped");
+        }
+    }
+
     /// Asks the thread to commit what is queued and stop; later calls get
     /// [`StoreError::Closed`]. Join the [`StoreThread`] to wait for it.
     pub fn shutdown(&self) {
         let _ = self.tx.send(None);
     }
+}
+
+/// Opens (or creates) `{dir}/portal.sqlite3` with the store's settings (WAL, full
+/// sync, foreign keys, a busy timeout) and brings its schema up to date. The store
+/// thread uses one; `portal-server kiosk ...` opens another beside a running server.
+pub fn open_connection(dir: &Path) -> Result<Connection, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut conn = Connection::open(dir.join("portal.sqlite3"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    migrate(&mut conn)?;
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

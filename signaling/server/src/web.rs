@@ -1,5 +1,6 @@
 //! The browser client's files: built into the binary, or read from `--web-dir`.
-//! `/` and `/r/{room}` get `index.html` (the client reads the room from the path); other
+//! `/`, `/r/{room}` and the pairing links `/p/{code}` (and `/p/`, where the Pair page
+//! goes once a code is used) get `index.html` (the client reads the room from the path); other
 //! paths are files. Single byte ranges are honoured so media files can be seeked.
 
 use std::path::{Component, Path, PathBuf};
@@ -71,8 +72,11 @@ impl WebRoot {
 /// Maps a request path to a file name relative to the web root.
 fn route(path: &str) -> Option<String> {
     let path = path.split(['?', '#']).next().unwrap_or("");
-    if path == "/" || path == "/index.html" {
+    if matches!(path, "/" | "/index.html" | "/p") {
         return Some("index.html".into());
+    }
+    if let Some(code) = path.strip_prefix("/p/") {
+        return (!code.contains('/')).then(|| "index.html".into());
     }
     if let Some(room) = path.strip_prefix("/r/") {
         return (!room.is_empty() && !room.contains('/')).then(|| "index.html".into());
@@ -149,6 +153,9 @@ mod tests {
         assert_eq!(route("/").as_deref(), Some("index.html"));
         assert_eq!(route("/r/room-1?name=x").as_deref(), Some("index.html"));
         assert_eq!(route("/r/").as_deref(), None);
+        assert_eq!(route("/p/K7P2XM").as_deref(), Some("index.html"));
+        assert_eq!(route("/p/").as_deref(), Some("index.html"));
+        assert_eq!(route("/p/a/b").as_deref(), None);
         assert_eq!(
             route("/assets/app-1234.js").as_deref(),
             Some("assets/app-1234.js")

@@ -418,6 +418,7 @@ async fn turn_credentials_go_only_to_a_connection_that_joined() {
         name: "relay-seeker".into(),
         role: Role::Kiosk,
         resume: None,
+        device: None,
     };
     let attempts = [
         hello.to_json(),

@@ -69,6 +69,7 @@ async fn names_lose_invisible_characters_and_empty_ones_are_refused() {
             name: bad.into(),
             role: Role::Browser,
             resume: None,
+            device: None,
         };
         common::send(&mut ws, &hello).await;
         match common::recv(&mut ws).await {

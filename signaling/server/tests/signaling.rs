@@ -227,6 +227,7 @@ async fn errors_are_typed_and_the_connection_keeps_working() {
         name: "again".into(),
         role: Role::Browser,
         resume: None,
+        device: None,
     })
     .await;
     expect_error(&c.recv().await, ErrorCode::AlreadyHello);
@@ -603,6 +604,7 @@ async fn tls_serves_wss_and_a_bad_certificate_stops_the_server() {
             name: "secure".into(),
             role: Role::Browser,
             resume: None,
+            device: None,
         },
     )
     .await;
@@ -679,6 +681,7 @@ async fn turn_credentials_come_with_a_join_not_with_welcome() {
             name: "t".into(),
             role: Role::Kiosk,
             resume: None,
+            device: None,
         },
     )
     .await;
@@ -734,6 +737,7 @@ async fn hello_resume(server: &ServerProc, name: &str, token: &str) -> (common::
             name: name.into(),
             role: Role::Browser,
             resume: Some(token.into()),
+            device: None,
         },
     )
     .await;
@@ -750,6 +754,7 @@ async fn hello_token(server: &ServerProc, name: &str) -> (Client, String) {
             name: name.into(),
             role: Role::Browser,
             resume: None,
+            device: None,
         },
     )
     .await;

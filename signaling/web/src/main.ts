@@ -1,11 +1,14 @@
-// Landing page (create or join a room) and the room page at /r/{room}: a pre-join screen
-// with name, password, device pickers and a preview, then the call.
+// Landing page (create or join a room), the room page at /r/{room} (a pre-join screen
+// with name, password, device pickers and a preview, then the call) and the Pair page at
+// /p/{code} (pair this laptop with a room display: pair/page.ts).
 
 import { mountCall, type Feature } from "./call/view";
 import { Session } from "./call/session";
 import { el, field } from "./dom";
 import { features } from "./features";
 import { cleanDisplayName } from "./names";
+import { codeFromPath } from "./pair/code";
+import { pairPage } from "./pair/page";
 
 const app = document.getElementById("app") as HTMLElement;
 
@@ -16,7 +19,13 @@ function landing(): void {
     e.preventDefault();
     location.assign(`/r/${encodeURIComponent(room.value.trim())}`);
   };
-  app.replaceChildren(el("div", { className: "landing" }, el("h1", {}, "Portal"), el("p", {}, "Create a room or join one by name."), form));
+  const pair = el("a", { href: "/p/" }, "Pair with a room display");
+  pair.onclick = (e) => {
+    e.preventDefault();
+    history.pushState(null, "", "/p/");
+    pairPage(app, "");
+  };
+  app.replaceChildren(el("div", { className: "landing" }, el("h1", {}, "Portal"), el("p", {}, "Create a room or join one by name."), form, el("p", {}, pair)));
 }
 
 function randomRoom(): string {
@@ -101,5 +110,7 @@ async function fillDevices(camera: HTMLSelectElement, mic: HTMLSelectElement, sp
 }
 
 const match = /^\/r\/([^/]+)$/.exec(location.pathname);
+const pairCode = codeFromPath(location.pathname);
 if (match) void roomPage(decodeURIComponent(match[1]));
+else if (pairCode !== null) pairPage(app, pairCode);
 else landing();

@@ -1,5 +1,7 @@
 // The signaling connection: one WebSocket to /ws speaking the generated protocol types.
 // Reconnects with backoff and rejoins the room; keeps a clock offset from ping/pong.
+// A connection may start without a room (a laptop paired with a kiosk) and join one later
+// through `join`; several listeners may share it (the pairing and the call on it).
 
 import { backoffDelay } from "./backoff";
 import { ClockOffset } from "./clock";
@@ -7,6 +9,7 @@ import {
   PROTOCOL_VERSION,
   type ClientMessage,
   type ErrorCode,
+  type IceServer,
   type PeerId,
   type Role,
   type ServerMessage,
@@ -21,11 +24,17 @@ export interface SignalingOptions {
   url: string;
   name: string;
   role?: Role;
-  room: string;
+  /** The room to join after every `welcome`; none until `join` names one. */
+  room: string | null;
   password?: string;
-  onMessage: (msg: ServerMessage) => void;
+  onMessage?: (msg: ServerMessage) => void;
   onState?: (state: ConnectionState) => void;
   webSocket?: typeof WebSocket;
+}
+
+export interface SignalingListener {
+  onMessage?: (msg: ServerMessage) => void;
+  onState?: (state: ConnectionState) => void;
 }
 
 export class Signaling {
@@ -39,8 +48,44 @@ export class Signaling {
   private pending = new Map<number, number>();
   /** From the last `welcome`: lets a reconnect keep our peer id (and everyone's calls). */
   private resumeToken: string | null = null;
+  private room: string | null;
+  private password: string | undefined;
+  private welcomed = false;
+  private readonly listeners = new Set<SignalingListener>();
+  /** The ICE servers of the last `welcome` (a call started later on this connection needs them). */
+  iceServers: IceServer[] = [];
 
-  constructor(private readonly opts: SignalingOptions) {}
+  constructor(private readonly opts: SignalingOptions) {
+    this.room = opts.room;
+    this.password = opts.password;
+    if (opts.onMessage || opts.onState) this.listeners.add({ ...(opts.onMessage ? { onMessage: opts.onMessage } : {}), ...(opts.onState ? { onState: opts.onState } : {}) });
+  }
+
+  /** Adds a listener for messages and state; answers the function that removes it. */
+  listen(listener: SignalingListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Whether the server has welcomed this connection (and it is open). */
+  get ready(): boolean {
+    return this.welcomed && this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  /** Joins `room` now when welcomed, and again after every reconnect. */
+  join(room: string, password?: string): void {
+    this.room = room;
+    this.password = password;
+    this.stopped = false;
+    if (this.ready) this.sendJoin();
+  }
+
+  /** Leaves the room but keeps the connection. */
+  leaveRoom(): void {
+    this.room = null;
+    this.password = undefined;
+    this.send({ type: "leave" });
+  }
 
   start(): void {
     this.stopped = false;
@@ -59,14 +104,24 @@ export class Signaling {
     this.clearPing();
     this.ws?.close(1000, "bye");
     this.ws = null;
-    this.opts.onState?.("closed");
+    this.welcomed = false;
+    this.emitState("closed");
+  }
+
+  private emitState(state: ConnectionState): void {
+    for (const l of [...this.listeners]) l.onState?.(state);
+  }
+
+  private sendJoin(): void {
+    if (this.room !== null) this.send({ type: "join", room: this.room, ...(this.password ? { password: this.password } : {}) });
   }
 
   private open(): void {
     const Ws = this.opts.webSocket ?? WebSocket;
     const ws = new Ws(this.opts.url);
     this.ws = ws;
-    this.opts.onState?.("connecting");
+    this.welcomed = false;
+    this.emitState("connecting");
     ws.onopen = () => {
       this.send({
         type: "hello",
@@ -89,8 +144,9 @@ export class Signaling {
       this.clearPing();
       if (this.ws !== ws) return;
       this.ws = null;
+      this.welcomed = false;
       if (this.stopped) return;
-      this.opts.onState?.("connecting");
+      this.emitState("connecting");
       const delay = backoffDelay(this.attempt++);
       setTimeout(() => !this.stopped && this.open(), delay);
     };
@@ -101,12 +157,14 @@ export class Signaling {
       case "welcome":
         this.peerId = msg.peerId;
         this.resumeToken = msg.resumeToken;
-        this.send({ type: "join", room: this.opts.room, ...(this.opts.password ? { password: this.opts.password } : {}) });
+        this.iceServers = msg.iceServers;
+        this.welcomed = true;
+        this.sendJoin();
         this.startPing();
         break;
       case "joined":
         this.attempt = 0;
-        this.opts.onState?.("open");
+        this.emitState("open");
         break;
       case "pong": {
         const sent = this.pending.get(msg.id);
@@ -120,7 +178,7 @@ export class Signaling {
       default:
         break;
     }
-    this.opts.onMessage(msg);
+    for (const l of [...this.listeners]) l.onMessage?.(msg);
   }
 
   private startPing(): void {

@@ -7,7 +7,7 @@
 // this file by relative path and get playwright-core through it: a bare import resolves
 // from the importing file's folder, so from signaling/web/node_modules.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import WebSocket from "ws";
 
 export const CHROMIUM = process.env.PORTAL_CHROMIUM ?? "/usr/bin/chromium";
 export const WEB_DIST = fileURLToPath(new URL("../dist", import.meta.url));
@@ -82,11 +83,13 @@ export function serverBin() {
  * The answer: `{ base, port, dataDir, child, terminate(), restart(), stop() }`, `base`
  * being `http://127.0.0.1:PORT`. `terminate()` stops it and keeps the data dir;
  * `restart()` stops it unless stopped and starts it again on the same port and data dir
- * with the same flags; `stop()` stops it and removes the data dir.
+ * with the same flags; `stop()` stops it and removes the data dir. `prepare(dataDir)`, when
+ * given, runs before the server starts (e.g. `portal-server kiosk add`, see `enrolKiosk`).
  */
-export async function startServer(extra = []) {
+export async function startServer(extra = [], { prepare } = {}) {
   const bin = serverBin();
   const dataDir = mkdtempSync(join(tmpdir(), "portal-e2e-"));
+  await prepare?.(dataDir);
   const web = extra.includes("--web-dir") ? [] : ["--web-dir", WEB_DIST];
   const env = { ...process.env, PORTAL_LOG: process.env.PORTAL_LOG ?? "warn" };
   const launch = (bind) => startAnnounced(bin, ["--bind", bind, "--data-dir", dataDir, ...web, ...extra], { env, name: "portal-server" });
@@ -122,6 +125,17 @@ export async function startServer(extra = []) {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Enrols a kiosk named `name` in the store in `dataDir` with `portal-server kiosk add` and
+ * answers its device token (the CLI prints `device_token = "..."` once).
+ */
+export function enrolKiosk(dataDir, name) {
+  const out = execFileSync(serverBin(), ["kiosk", "add", name, "--data-dir", dataDir], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const token = /device_token\s*=\s*"([A-Za-z0-9_-]+)"/.exec(out)?.[1];
+  if (!token) throw new Error(`portal-server kiosk add printed no device token: ${out}`);
+  return token;
 }
 
 // ---- Chromium ----
@@ -326,3 +340,34 @@ export async function serveCommands(commands) {
   }
   lines.close();
 }
+
+/**
+ * A client that never paired: says hello on its own WebSocket to `base`, sends
+ * `{type: "command", id: 1, command}` and answers the server's reply to it
+ * (`commandResult` or `error`).
+ */
+export async function unpairedCommand(base, command, timeout = 10_000) {
+  const ws = new WebSocket(`${base.replace(/^http/, "ws")}/ws`);
+  const seen = [];
+  const waiters = [];
+  ws.on("message", (data) => {
+    const msg = JSON.parse(String(data));
+    seen.push(msg);
+    for (const w of [...waiters]) if (w.pred(msg)) w.done(msg);
+  });
+  const next = (pred) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no reply; got ${JSON.stringify(seen)}`)), timeout);
+      waiters.push({ pred, done: (m) => (clearTimeout(timer), resolve(m)) });
+    });
+  await new Promise((resolve, reject) => (ws.once("open", resolve), ws.once("error", reject)));
+  const welcome = next((m) => m.type === "welcome");
+  ws.send(JSON.stringify({ type: "hello", protocol: 1, name: "Stranger", role: "browser" }));
+  await welcome;
+  const reply = next((m) => m.type === "commandResult" || m.type === "error");
+  ws.send(JSON.stringify({ type: "command", id: 1, command }));
+  const answer = await reply;
+  ws.close();
+  return answer;
+}
+

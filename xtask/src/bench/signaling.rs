@@ -565,6 +565,7 @@ async fn connect_one(kind: Kind, addr: SocketAddr, i: usize) -> Result<(Ws, Stri
                 name,
                 role: Role::Browser,
                 resume: None,
+                device: None,
             };
             ws.send(Message::text(hello.to_json())).await?;
             let id = loop {

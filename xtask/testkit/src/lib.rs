@@ -23,7 +23,9 @@ mod node;
 pub mod rauc;
 
 pub use process::Process;
-pub use server::{ServerBuilder, ServerProc, listen_addr, server_bin, web_dist, workspace_root};
+pub use server::{
+    ServerBuilder, ServerProc, enrol_kiosk, listen_addr, server_bin, web_dist, workspace_root,
+};
 pub use temp::TempDir;
 pub use wait::wait_until;
 

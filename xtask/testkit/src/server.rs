@@ -320,6 +320,29 @@ impl ServerProc {
     }
 }
 
+/// Enrols a kiosk named `name` in the store in `data_dir` with `portal-server kiosk add`
+/// and returns its device token (printed once, as `device_token = "..."`).
+pub fn enrol_kiosk(data_dir: &Path, name: &str) -> String {
+    let out = std::process::Command::new(server_bin())
+        .args(["kiosk", "add", name, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("running portal-server kiosk add");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "portal-server kiosk add failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find_map(|l| {
+            let rest = l.trim().strip_prefix("device_token")?.trim_start();
+            let value = rest.strip_prefix('=')?.trim();
+            Some(value.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| panic!("portal-server kiosk add printed no device token: {text}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::listen_addr;

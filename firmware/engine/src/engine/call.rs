@@ -20,6 +20,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use portal_proto::pairing::DeviceHello;
 use portal_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, ServerMessage};
 
 use super::{CallState, ConnectionState, Engine, EngineConfig, Event, Input, Output};
@@ -57,6 +58,15 @@ impl Engine {
         tracing::info!(room = %self.config.room, "left");
         self.out.push_back(Output::Event(Event::Left));
         self.settle();
+    }
+
+    /// Whether a meeting is on: in the room (or getting back to it) with at least one
+    /// other peer. A kiosk alone in its room is not in a meeting; an update may install.
+    pub fn in_meeting(&self) -> bool {
+        matches!(
+            self.call_state(),
+            CallState::Joined | CallState::Connecting | CallState::Reconnecting { .. }
+        ) && !self.peers().is_empty()
     }
 
     /// Where the call stands.
@@ -133,6 +143,10 @@ impl Engine {
             name: self.config.name.clone(),
             role: self.config.role,
             resume: self.resume_token.clone(),
+            device: self.config.device_token.clone().map(|token| DeviceHello {
+                token,
+                control: false,
+            }),
         }));
     }
 
@@ -302,7 +316,15 @@ impl Engine {
             ServerMessage::IceServers { ice_servers } => self.ice_servers = ice_servers,
             ServerMessage::Watch { .. }
             | ServerMessage::Pong { .. }
-            | ServerMessage::Rooms { .. } => {}
+            | ServerMessage::Rooms { .. }
+            // Pairing goes to the control connection ([`crate::remote`]), never to a call.
+            | ServerMessage::PairingCode { .. }
+            | ServerMessage::Paired { .. }
+            | ServerMessage::PairAccepted { .. }
+            | ServerMessage::Unpaired { .. }
+            | ServerMessage::Command { .. }
+            | ServerMessage::CommandResult { .. }
+            | ServerMessage::KioskState { .. } => {}
         }
     }
 

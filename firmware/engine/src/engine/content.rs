@@ -133,6 +133,13 @@ impl Engine {
         self.update_stage();
     }
 
+    /// The presenting laptop (from the remote control), or nobody: its screen share
+    /// takes the stage.
+    pub fn set_presenter(&mut self, peer: Option<PeerId>) {
+        self.stage.set_presenter(peer);
+        self.update_stage();
+    }
+
     /// Our own media state, sent to every peer on its chat channel.
     pub fn set_media_state(&mut self, state: MediaState) {
         if state == self.media {

@@ -21,6 +21,10 @@ pub struct EngineConfig {
     pub password: Option<String>,
     /// What this client is; a kiosk unless a test plays a browser.
     pub role: Role,
+    /// An enrolled kiosk's device token: `hello` carries it (not as the control
+    /// connection), so the server lets this call use the enrolled name and lets the
+    /// kiosk's paired laptops into its room.
+    pub device_token: Option<String>,
     pub files: FileConfig,
     pub stage: StageConfig,
     pub reconnect: BackoffConfig,
@@ -51,6 +55,7 @@ impl EngineConfig {
             room: room.into(),
             password: None,
             role: Role::Kiosk,
+            device_token: None,
             files: FileConfig::default(),
             stage: StageConfig::default(),
             reconnect: BackoffConfig::default(),

@@ -77,6 +77,7 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
                 name,
                 role,
                 resume,
+                device: None,
             }
         ),
         (text(), proptest::option::of(text()))
@@ -90,6 +91,20 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         (any::<u64>(), finite())
             .prop_map(|(id, client_time)| ClientMessage::Ping { id, client_time }),
         proptest::collection::vec(text(), 0..40).prop_map(|rooms| ClientMessage::Rooms { rooms }),
+        text().prop_map(|code| ClientMessage::Pair { code }),
+        (any::<u32>(), text(), any::<bool>()).prop_map(|(id, room, muted)| {
+            ClientMessage::Command {
+                id,
+                command: if muted {
+                    pairing::RemoteCommand::SetMicMuted { muted }
+                } else {
+                    pairing::RemoteCommand::JoinRoom {
+                        room,
+                        password: None,
+                    }
+                },
+            }
+        }),
     ]
 }
 

@@ -27,6 +27,7 @@ fn hello(hub: &mut Hub, id: u64, name: &str) -> PeerId {
             name: name.into(),
             role: Role::Browser,
             resume: None,
+            device: None,
         },
     );
     assert!(
@@ -488,6 +489,7 @@ fn hello_rules() {
         name: "  ".into(),
         role: Role::Kiosk,
         resume: None,
+        device: None,
     };
     assert_eq!(
         error_code(&hub.handle(p, 0.0, bad_name), p),
@@ -499,6 +501,7 @@ fn hello_rules() {
         name: "k".into(),
         role: Role::Kiosk,
         resume: None,
+        device: None,
     };
     let out = hub.handle(p, 0.0, wrong);
     assert_eq!(error_code(&out, p), Some(ErrorCode::UnsupportedProtocol));
@@ -513,6 +516,7 @@ fn hello_rules() {
         name: "q".into(),
         role: Role::Browser,
         resume: None,
+        device: None,
     };
     assert_eq!(
         error_code(&hub.handle(q, 0.0, again), q),
@@ -712,6 +716,7 @@ fn a_dropped_peer_stays_for_the_grace_and_resumes_its_id() {
             name: "b".into(),
             role: Role::Browser,
             resume: Some(token.clone()),
+            device: None,
         },
     );
     assert!(out.contains(&Action::Rekey { from: conn, to: b }));
@@ -736,6 +741,7 @@ fn a_dropped_peer_stays_for_the_grace_and_resumes_its_id() {
             name: "x".into(),
             role: Role::Browser,
             resume: Some(token),
+            device: None,
         },
     );
     assert!(
@@ -778,6 +784,7 @@ fn the_grace_runs_out_with_peer_left_and_a_clean_close_leaves_at_once() {
             name: "a".into(),
             role: Role::Browser,
             resume: Some(token),
+            device: None,
         },
     );
     assert!(out.contains(&Action::Rekey { from: conn, to: a }));
@@ -792,6 +799,7 @@ fn the_grace_runs_out_with_peer_left_and_a_clean_close_leaves_at_once() {
             name: "z".into(),
             role: Role::Browser,
             resume: Some("v1.5.99999999.AAAA".into()),
+            device: None,
         },
     );
     assert!(matches!(
@@ -875,6 +883,7 @@ fn rooms_leaves_out_peers_inside_their_resume_grace() {
             name: "b".into(),
             role: Role::Browser,
             resume: Some(token),
+            device: None,
         },
     );
     assert!(out.contains(&Action::Rekey { from: conn, to: b }));
@@ -1019,7 +1028,7 @@ mod fuzz {
                         Vec::new()
                     }
                     Op::Hello(i, name, v) => match pick(&connected, i) {
-                        Some(p) => hub.handle(p, now, ClientMessage::Hello { protocol: v, name, role: Role::Browser, resume: None }),
+                        Some(p) => hub.handle(p, now, ClientMessage::Hello { protocol: v, name, role: Role::Browser, resume: None, device: None }),
                         None => Vec::new(),
                     },
                     Op::Join(i, room, c) => match pick(&connected, i) {

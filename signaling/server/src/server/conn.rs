@@ -3,6 +3,8 @@
 #![allow(clippy::wildcard_imports)]
 use super::*;
 
+pub(super) mod pairing;
+
 /// One signaling connection's task.
 pub(super) struct Connection<'a, S> {
     ws: WebSocketStream<S>,
@@ -12,6 +14,8 @@ pub(super) struct Connection<'a, S> {
     bucket: TokenBucket,
     last_rate_error: f64,
     hello: bool,
+    /// The base of this connection's pairing links, should it be a kiosk's.
+    base_url: String,
 }
 
 /// How a connection ended, for the close frame.
@@ -27,7 +31,12 @@ impl<S> Connection<'_, S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    pub(super) async fn run(ws: WebSocketStream<S>, addr: SocketAddr, shared: &Shared) {
+    pub(super) async fn run(
+        ws: WebSocketStream<S>,
+        addr: SocketAddr,
+        shared: &Shared,
+        base_url: String,
+    ) {
         let id = shared.next_peer.fetch_add(1, Relaxed);
         if id.is_multiple_of(PEER_ID_BLOCK) {
             // Crossing into the next reserved block: reserve the one after it.
@@ -54,18 +63,21 @@ where
             ),
             last_rate_error: f64::NEG_INFINITY,
             hello: false,
+            base_url,
         };
         let end = conn.serve(&mut rx).await;
         let clean = matches!(end, End::Gone { clean: true });
         conn.finish(end).await;
         // A resumed connection has taken another peer's id.
         let peer = conn.peer;
-        let actions = {
+        {
             let mut routing = shared.lock();
             routing.outboxes.remove(&peer);
-            routing.hub.disconnect(peer, now_ms(), clean)
-        };
-        shared.carry_out(actions);
+            let actions = routing.hub.disconnect(peer, now_ms(), clean);
+            shared.deliver(&mut routing, actions);
+            // A peer the hub forgot (not one inside its resume grace) leaves its pairing.
+            shared.pairing_forget(&mut routing);
+        }
         tracing::debug!(%addr, %peer, "disconnected");
     }
 
@@ -211,22 +223,37 @@ where
             ClientMessage::Join { room, password } if self.hello => {
                 self.join(room, password).await;
             }
+            msg @ ClientMessage::Hello { .. } => return self.hello(msg).await,
+            msg @ (ClientMessage::Pair { .. }
+            | ClientMessage::Unpair { .. }
+            | ClientMessage::Command { .. }
+            | ClientMessage::CommandResult { .. }
+            | ClientMessage::KioskState { .. })
+                if self.hello =>
+            {
+                self.pairing_message(msg);
+            }
             msg => {
-                let is_hello = matches!(msg, ClientMessage::Hello { .. });
                 let mut routing = self.shared.lock();
-                let actions = routing.hub.handle(self.peer, now_ms(), msg);
-                if let Some(Action::Rekey { to, .. }) =
-                    actions.iter().find(|a| matches!(a, Action::Rekey { .. }))
-                {
-                    self.peer = *to;
-                }
-                self.shared.deliver(&mut routing, actions);
-                if is_hello && !self.hello {
-                    self.hello = routing.hub.has_hello(self.peer);
-                }
+                self.hub_handle(&mut routing, msg);
             }
         }
         None
+    }
+
+    /// Hands `msg` to the hub and carries out its answer, with the lock held.
+    fn hub_handle(&mut self, routing: &mut Routing, msg: ClientMessage) {
+        let is_hello = matches!(msg, ClientMessage::Hello { .. });
+        let actions = routing.hub.handle(self.peer, now_ms(), msg);
+        if let Some(Action::Rekey { to, .. }) =
+            actions.iter().find(|a| matches!(a, Action::Rekey { .. }))
+        {
+            self.peer = *to;
+        }
+        self.shared.deliver(routing, actions);
+        if is_hello && !self.hello {
+            self.hello = routing.hub.has_hello(self.peer);
+        }
     }
 
     /// `join`: the password is checked or hashed through the limiter (on its hashing
@@ -242,11 +269,18 @@ where
         let guard = self.shared.guard.clone();
         let ip = self.addr.ip();
         for _ in 0..3 {
-            let (access, in_room) = {
+            let (access, in_room, kiosk_inside) = {
                 let routing = self.shared.lock();
+                // A laptop paired with a kiosk that is in the room comes in with it.
+                let kiosk_inside = routing
+                    .pairing
+                    .paired_kiosk_conns(self.peer)
+                    .into_iter()
+                    .any(|k| routing.hub.room_of(k) == Some(room.as_str()));
                 (
                     routing.hub.room_access(&room),
                     routing.hub.room_of(self.peer).is_some(),
+                    kiosk_inside,
                 )
             };
             let outcome = match (&access, &password) {
@@ -254,6 +288,9 @@ where
                 // room (or back in its own after a resume), an invalid name, a room that
                 // exists and no password.
                 _ if in_room => Ok(Credential::None),
+                (Ok(RoomAccess::Protected(hash)), _) if kiosk_inside => {
+                    Ok(Credential::Verified(hash.clone()))
+                }
                 (Err(_), _) | (Ok(RoomAccess::Open | RoomAccess::Protected(_)), None) => {
                     Ok(Credential::None)
                 }

@@ -55,7 +55,14 @@ async fn route(req: Request<Incoming>, addr: SocketAddr, shared: Arc<Shared>) ->
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/ws") => match may_upgrade(&req, &shared) {
-            Ok(accept) => upgrade(req, addr, shared, Endpoint::Signaling, &accept),
+            Ok(accept) => {
+                let host = req
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok());
+                let base = super::conn::pairing::base_url(&shared, host);
+                upgrade(req, addr, shared, Endpoint::Signaling(base), &accept)
+            }
             Err(resp) => *resp,
         },
         (&Method::GET, p) if p.starts_with("/yjs/") => {
@@ -72,8 +79,10 @@ async fn route(req: Request<Incoming>, addr: SocketAddr, shared: Arc<Shared>) ->
         }
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => {
+            let mut pairing = String::new();
             let gauges = {
                 let routing = shared.lock();
+                routing.pairing.render_metrics(&mut pairing);
                 HubGauges {
                     peers: routing.hub.peer_count(),
                     active_rooms: routing.hub.active_rooms(),
@@ -82,6 +91,7 @@ async fn route(req: Request<Incoming>, addr: SocketAddr, shared: Arc<Shared>) ->
             };
             let mut body = String::new();
             shared.metrics.render(gauges, &mut body);
+            body.push_str(&pairing);
             shared.docs.render_metrics(&mut body);
             let mut resp = text(StatusCode::OK, body);
             resp.headers_mut().insert(
@@ -157,8 +167,12 @@ fn static_file(req: &Request<Incoming>, path: &str, shared: &Shared) -> Response
 /// What a WebSocket connection is for.
 #[derive(Debug)]
 enum Endpoint {
-    Signaling,
-    Document { room: String, read_only: bool },
+    /// With the base of its pairing links, should it be a kiosk's.
+    Signaling(String),
+    Document {
+        room: String,
+        read_only: bool,
+    },
 }
 
 /// Checks access to `/yjs/{room}`: the room's rules apply. A protected room needs the
@@ -338,7 +352,7 @@ fn upgrade(
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let cap = match endpoint {
-                    Endpoint::Signaling => hard_frame_cap(shared.limits.max_frame),
+                    Endpoint::Signaling(_) => hard_frame_cap(shared.limits.max_frame),
                     // Documents enforce their own update limit with a clear close reason.
                     Endpoint::Document { .. } => shared.limits.max_doc_frame,
                 };
@@ -354,7 +368,7 @@ fn upgrade(
                 )
                 .await;
                 match endpoint {
-                    Endpoint::Signaling => Connection::run(ws, addr, &shared).await,
+                    Endpoint::Signaling(base) => Connection::run(ws, addr, &shared, base).await,
                     Endpoint::Document { room, read_only } => {
                         let docs = shared.docs.clone();
                         docs.serve(ws, room, read_only, shared.shutdown.clone())

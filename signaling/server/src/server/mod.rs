@@ -33,6 +33,7 @@ use crate::guard::{Denied, Guard, HashPool, TokenVerdict};
 use crate::hub::{Action, Credential, Hub, RoomAccess, StoreOp};
 use crate::limits::TokenBucket;
 use crate::metrics::{HubGauges, Metrics};
+use crate::pairing::Registry;
 use crate::store::{PEER_ID_BLOCK, Store, StoreError, StoreThread, now_ms, reserve_peer_ids};
 use crate::token::{DocTokens, TokenError};
 use crate::web::{CONTENT_SECURITY_POLICY, WebRoot, parse_range};
@@ -96,6 +97,10 @@ struct Shared {
     tasks: Tracker,
     /// Monotonic base for rate limits and timeouts.
     epoch: Instant,
+    /// `--public-url`, for pairing links.
+    public_base: Option<String>,
+    tls: bool,
+    local_addr: SocketAddr,
 }
 
 /// The hub and the outboxes of the connections it routes to, under one lock so that
@@ -103,6 +108,8 @@ struct Shared {
 #[derive(Debug)]
 struct Routing {
     hub: Hub,
+    /// Kiosks, codes and pairings (see [`crate::pairing`]).
+    pairing: Registry,
     outboxes: HashMap<PeerId, mpsc::Sender<Message>>,
 }
 
@@ -158,6 +165,8 @@ impl Server {
         let (store, store_thread, loaded) = Store::open(&config.data_dir)?;
         let tokens = DocTokens::new(loaded.token_key, 12.0 * 3600.0 * 1000.0);
         let hub = Hub::new(config.hub_config(), tokens.clone(), loaded.rooms);
+        let (kiosks, codes) = store.call(crate::pairing::store::load).await?;
+        let pairing = Registry::new(config.pairing_config(), kiosks, codes, now_ms());
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind {
@@ -165,9 +174,11 @@ impl Server {
                 source,
             })?;
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let local_addr = listener.local_addr().unwrap_or(config.bind);
         let shared = Arc::new(Shared {
             routing: Mutex::new(Routing {
                 hub,
+                pairing,
                 outboxes: HashMap::new(),
             }),
             metrics: Metrics::default(),
@@ -198,6 +209,9 @@ impl Server {
             shutdown,
             tasks: Tracker::default(),
             epoch: Instant::now(),
+            public_base: config.public_base(),
+            tls: tls.is_some(),
+            local_addr,
         });
         Ok(Server {
             listener,
@@ -235,6 +249,7 @@ impl Server {
         let mut shutdown = shared.shutdown.clone();
         let expiry = tokio::spawn(expire_rooms(shared.clone()));
         let away = tokio::spawn(expire_away(shared.clone()));
+        let pairing = tokio::spawn(conn::pairing::pairing_ticks(shared.clone()));
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -280,6 +295,7 @@ impl Server {
         let _ = shutdown_tx.send(true);
         expiry.abort();
         away.abort();
+        pairing.abort();
         if !shared.tasks.wait_idle(Duration::from_secs(5)).await {
             tracing::warn!("some connections did not close in time");
         }

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use portal_proto::pairing::DeviceHello;
 use portal_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, Role, ServerMessage};
 use portal_testkit::ServerProc;
 use tokio::net::{TcpSocket, TcpStream};
@@ -46,12 +47,47 @@ impl Client {
                 name: name.into(),
                 role,
                 resume: None,
+                device: None,
             },
         )
         .await;
         match recv(&mut ws).await {
             ServerMessage::Welcome { peer_id, .. } => Client { ws, id: peer_id },
             other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+
+    /// Connects from `from` and says hello as an enrolled kiosk (`token`), its control
+    /// connection or a call. The name is the server's to choose.
+    pub async fn kiosk_from(
+        server: &ServerProc,
+        from: IpAddr,
+        token: &str,
+        control: bool,
+    ) -> Client {
+        let tcp = tcp_from(from, server.addr).await;
+        let (mut ws, _): (Ws, _) =
+            tokio_tungstenite::client_async(server.ws_url(), MaybeTlsStream::Plain(tcp))
+                .await
+                .expect("websocket handshake");
+        send(&mut ws, &kiosk_hello(token, control)).await;
+        match recv(&mut ws).await {
+            ServerMessage::Welcome { peer_id, .. } => Client { ws, id: peer_id },
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+
+    /// [`Client::kiosk_from`] 127.0.0.1.
+    pub async fn kiosk(server: &ServerProc, token: &str, control: bool) -> Client {
+        Self::kiosk_from(server, loopback(1), token, control).await
+    }
+
+    /// Reads until a `pairingCode` arrives; its code and link.
+    pub async fn next_code(&mut self) -> (String, String) {
+        loop {
+            if let ServerMessage::PairingCode { code, url, .. } = self.recv().await {
+                return (code, url);
+            }
         }
     }
 
@@ -81,6 +117,47 @@ impl Client {
             Ok(None) => panic!("expected silence, the connection closed"),
         }
     }
+}
+
+/// A kiosk's `hello` with its device token.
+pub fn kiosk_hello(token: &str, control: bool) -> ClientMessage {
+    ClientMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        name: "whatever the kiosk says".into(),
+        role: Role::Kiosk,
+        resume: None,
+        device: Some(DeviceHello {
+            token: token.into(),
+            control,
+        }),
+    }
+}
+
+/// Runs `portal-server --data-dir DIR ARGS...` (a command, not the server) to its end.
+pub fn server_cli(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_portal-server"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run portal-server")
+}
+
+/// Enrols a kiosk named `name` with `portal-server kiosk add`; its device token.
+pub fn enrol(data_dir: &std::path::Path, name: &str) -> String {
+    let out = server_cli(data_dir, &["kiosk", "add", name]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kiosk add failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("device_token = \""))
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no token in {stdout}"))
+        .to_owned()
 }
 
 pub async fn send(ws: &mut Ws, msg: &ClientMessage) {

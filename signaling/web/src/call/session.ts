@@ -67,6 +67,9 @@ export interface SessionOptions {
   signalingUrl?: string;
   /** Leave H.264 out of the codec preferences (VP8 and others only). */
   excludeH264?: boolean;
+  /** An open connection to join the room on (a paired laptop's, which must keep its peer
+   * id); leaving the call then leaves the room but keeps the connection. */
+  signaling?: Signaling;
 }
 
 type SessionEvents = {
@@ -82,6 +85,8 @@ type SessionEvents = {
   error: { code: string; message: string };
   status: { state: "connecting" | "open" | "closed" };
   local: void;
+  /** Our microphone, camera or speaker was turned on or off. */
+  "self-state": void;
 };
 
 /** Local camera, microphone and screen tracks. */
@@ -148,6 +153,14 @@ export function describeMediaError(e: unknown): string {
   }
 }
 
+/** Asks the browser for a screen to share (call it from a click: it needs the user's gesture). */
+export async function captureScreen(): Promise<MediaStreamTrack | null> {
+  const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
+  const track = stream.getVideoTracks()[0] ?? null;
+  if (track) track.contentHint = "detail";
+  return track;
+}
+
 export class Session {
   readonly local = new LocalMedia();
   readonly peers = new Map<PeerId, RemotePeer>();
@@ -158,17 +171,26 @@ export class Session {
   private iceServers: RTCIceServer[] = [];
   private listeners = new Map<keyof SessionEvents, Set<(detail: never) => void>>();
   private state: PeerState = { audio: true, video: true, screen: false, recording: false };
+  /** Whether the others are heard here (off in a room whose kiosk plays the call). */
+  speakerEnabled = true;
+  private readonly shared: boolean;
+  private unlisten: () => void;
 
   constructor(readonly opts: SessionOptions) {
-    const url = opts.signalingUrl ?? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
-    this.signaling = new Signaling({
-      url,
-      name: opts.name,
-      room: opts.room,
-      ...(opts.password ? { password: opts.password } : {}),
-      onMessage: (msg) => void this.onSignal(msg),
-      onState: (state) => this.emit("status", { state }),
-    });
+    this.shared = opts.signaling !== undefined;
+    this.signaling =
+      opts.signaling ??
+      new Signaling({
+        url: opts.signalingUrl ?? signalingUrl(),
+        name: opts.name,
+        room: opts.room,
+        ...(opts.password ? { password: opts.password } : {}),
+      });
+    this.unlisten = this.signaling.listen({ onMessage: (msg) => void this.onSignal(msg), onState: (state) => this.emit("status", { state }) });
+    if (this.shared) {
+      this.selfId = this.signaling.peerId;
+      this.iceServers = toRtcIceServers(this.signaling.iceServers);
+    }
   }
 
   on<K extends keyof SessionEvents>(event: K, handler: (detail: SessionEvents[K]) => void): () => void {
@@ -190,11 +212,17 @@ export class Session {
 
   /** Connects signaling; media should be opened first so the first offer carries it. */
   start(): void {
-    this.signaling.start();
+    if (this.shared) this.signaling.join(this.opts.room, this.opts.password);
+    else this.signaling.start();
   }
 
   leave(): void {
-    this.signaling.stop();
+    if (this.shared) {
+      // The connection stays (the pairing lives on it); for this call it is closed.
+      this.signaling.leaveRoom();
+      this.emit("status", { state: "closed" });
+    } else this.signaling.stop();
+    this.unlisten();
     for (const peer of [...this.peers.values()]) this.removePeer(peer);
     this.local.stop();
   }
@@ -224,12 +252,20 @@ export class Session {
     this.local.audioEnabled = on;
     if (this.local.audio) this.local.audio.enabled = on;
     this.updateState({ audio: on });
+    this.emit("self-state", undefined);
   }
 
   setVideoEnabled(on: boolean): void {
     this.local.videoEnabled = on;
     if (this.local.video) this.local.video.enabled = on;
     this.updateState({ video: on });
+    this.emit("self-state", undefined);
+  }
+
+  /** Plays the others' audio here, or not. */
+  setSpeakerEnabled(on: boolean): void {
+    this.speakerEnabled = on;
+    this.emit("self-state", undefined);
   }
 
   setRecording(on: boolean): void {
@@ -238,10 +274,13 @@ export class Session {
 
   /** Starts sharing a screen on the screen transceiver of every peer. */
   async shareScreen(): Promise<void> {
-    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
-    const track = stream.getVideoTracks()[0];
-    if (!track) return;
-    track.contentHint = "detail";
+    const track = await captureScreen();
+    if (track) await this.shareTrack(track);
+  }
+
+  /** Shares `track` (from `captureScreen`) on the screen transceiver of every peer, and
+   * of every peer that comes later. */
+  async shareTrack(track: MediaStreamTrack): Promise<void> {
     this.local.screen?.stop();
     this.local.screen = track;
     // The browser's own "Stop sharing" ends the track.
@@ -501,6 +540,10 @@ export class Session {
     peer.pc.close();
     this.emit("peer-removed", peer);
   }
+}
+
+function signalingUrl(): string {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 }
 
 function toRtcIceServers(servers: IceServer[]): RTCIceServer[] {

@@ -113,9 +113,10 @@ export function mountCall(root: HTMLElement, session: Session, features: Feature
   }
 
   // Controls. Names stay fixed (tests and screen readers find them); aria-pressed says the state.
-  const mute = toggle("Mute microphone", false, (on) => session.setAudioEnabled(!on));
-  const camera = toggle("Turn off camera", false, (on) => session.setVideoEnabled(!on));
-  const share = toggle("Share screen", false, async (on) => {
+  const mute = toggle("Mute microphone", !session.selfState.audio, (on) => session.setAudioEnabled(!on));
+  const camera = toggle("Turn off camera", !session.selfState.video, (on) => session.setVideoEnabled(!on));
+  const speaker = toggle("Mute speaker", !session.speakerEnabled, (on) => session.setSpeakerEnabled(!on));
+  const share = toggle("Share screen", session.local.screen !== null, async (on) => {
     try {
       if (on) await session.shareScreen();
       else await session.stopScreen();
@@ -129,7 +130,7 @@ export function mountCall(root: HTMLElement, session: Session, features: Feature
     session.leave();
     onLeave();
   };
-  controls.append(mute, camera, share, leave);
+  controls.append(mute, camera, speaker, share, leave);
   for (const f of features) f.mount(session, panelOf.get(f.id) as HTMLElement, ui);
 
   function toggle(label: string, pressed: boolean, onChange: (on: boolean) => unknown): HTMLButtonElement {
@@ -144,7 +145,7 @@ export function mountCall(root: HTMLElement, session: Session, features: Feature
   }
 
   function makeTile(key: number | "self", peer: RemotePeer | null): Tile {
-    const video = el("video", { autoplay: true, playsInline: true, muted: key === "self" });
+    const video = el("video", { autoplay: true, playsInline: true, muted: key === "self" || !session.speakerEnabled });
     const label = el("span", { className: "name" });
     const root = el("figure", { className: "tile" }, video, el("figcaption", {}, label));
     root.dataset.peer = String(key);
@@ -242,6 +243,15 @@ export function mountCall(root: HTMLElement, session: Session, features: Feature
   });
   session.on("local", () => {
     self.video.srcObject = session.local.stream;
+    share.setAttribute("aria-pressed", String(session.local.screen !== null));
+    renderTiles();
+  });
+  // The state may change from elsewhere (a paired laptop turns audio off in the kiosk's room).
+  session.on("self-state", () => {
+    mute.setAttribute("aria-pressed", String(!session.selfState.audio));
+    camera.setAttribute("aria-pressed", String(!session.selfState.video));
+    speaker.setAttribute("aria-pressed", String(!session.speakerEnabled));
+    for (const [key, tile] of tiles) tile.video.muted = key === "self" || !session.speakerEnabled;
     renderTiles();
   });
   session.on("status", ({ state }) => {
@@ -256,8 +266,6 @@ export function mountCall(root: HTMLElement, session: Session, features: Feature
       ui.notify(status.textContent);
     }
   });
-  mute.addEventListener("click", renderTiles);
-  camera.addEventListener("click", renderTiles);
   if (session.local.error) ui.notify(session.local.error);
   renderTiles();
 }

@@ -3,6 +3,8 @@
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_ROOMS_QUERY = 32;
+export const PAIRING_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+export const PAIRING_CODE_LEN = 6;
 
 export const FILE_FRAME_MAX = 65536;
 export const FILE_CHUNK_HEADER = 4;
@@ -23,7 +25,11 @@ export type PeerId = number;
 
 export type Role = "browser" | "kiosk";
 
-export type ClientMessage = { "type": "hello", protocol: number, name: string, role: Role, resume?: string, } | { "type": "join", room: string, password?: string, } | { "type": "leave" } | { "type": "signal", to: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, } | { "type": "ping", id: number, clientTime: number, } | { "type": "rooms", rooms: Array<string>, };
+export type ClientMessage = { "type": "hello", protocol: number, name: string, role: Role, resume?: string, 
+/**
+ * An enrolled kiosk's identity ([`pairing::DeviceHello`]); browsers leave it out.
+ */
+device?: DeviceHello, } | { "type": "join", room: string, password?: string, } | { "type": "leave" } | { "type": "signal", to: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, } | { "type": "ping", id: number, clientTime: number, } | { "type": "rooms", rooms: Array<string>, } | { "type": "pair", code: string, } | { "type": "unpair", peer?: PeerId, } | { "type": "command", id: number, command: RemoteCommand, } | { "type": "commandResult", to: PeerId, id: number, room?: string, error?: CommandError, } | { "type": "kioskState", state: KioskState, };
 
 export type ServerMessage = { "type": "welcome", protocol: number, peerId: PeerId, serverTime: number, iceServers: Array<IceServer>, resumeToken: string, resumed: boolean, } | { "type": "joined", room: string, peerId: PeerId, peers: Array<PeerInfo>, watch?: WatchSnapshot, 
 /**
@@ -35,9 +41,9 @@ docToken: string,
  * is created and never changes, so a client that was given a password can refuse
  * a room that turns out open. Absent (from an older server) reads as false.
  */
-protected: boolean, } | { "type": "iceServers", iceServers: Array<IceServer>, } | { "type": "left", room: string, } | { "type": "peerJoined", peer: PeerInfo, } | { "type": "peerLeft", peerId: PeerId, } | { "type": "signal", from: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, serverTime: number, by?: PeerId, } | { "type": "pong", id: number, clientTime: number, serverTime: number, } | { "type": "rooms", rooms: Array<RoomOccupancy>, } | { "type": "error", code: ErrorCode, message: string, };
+protected: boolean, } | { "type": "iceServers", iceServers: Array<IceServer>, } | { "type": "left", room: string, } | { "type": "peerJoined", peer: PeerInfo, } | { "type": "peerLeft", peerId: PeerId, } | { "type": "signal", from: PeerId, data: SignalData, } | { "type": "watch", state: WatchState, serverTime: number, by?: PeerId, } | { "type": "pong", id: number, clientTime: number, serverTime: number, } | { "type": "rooms", rooms: Array<RoomOccupancy>, } | { "type": "pairingCode", code: string, url: string, expiresAt: number, } | { "type": "paired", peer: PeerId, name: string, } | { "type": "pairAccepted", kiosk: PeerId, kioskName: string, expiresAt: number, } | { "type": "unpaired", peer: PeerId, reason: UnpairReason, } | { "type": "command", from: PeerId, id: number, command: RemoteCommand, } | { "type": "commandResult", id: number, room?: string, error?: CommandError, } | { "type": "kioskState", state: KioskState, } | { "type": "error", code: ErrorCode, message: string, };
 
-export type ErrorCode = "badRequest" | "unsupportedProtocol" | "helloRequired" | "alreadyHello" | "notInRoom" | "alreadyInRoom" | "invalidRoomName" | "invalidName" | "roomFull" | "wrongPassword" | "passwordMismatch" | "unknownPeer" | "tooLarge" | "rateLimited" | "idleTimeout" | "serverFull" | "tooManyRooms" | "shuttingDown" | "internal";
+export type ErrorCode = "badRequest" | "unsupportedProtocol" | "helloRequired" | "alreadyHello" | "notInRoom" | "alreadyInRoom" | "invalidRoomName" | "invalidName" | "roomFull" | "wrongPassword" | "passwordMismatch" | "unknownPeer" | "tooLarge" | "rateLimited" | "idleTimeout" | "serverFull" | "tooManyRooms" | "shuttingDown" | "internal" | "invalidCode" | "codeExpired" | "kioskOffline" | "alreadyPaired" | "notPaired" | "invalidDeviceToken" | "nameReserved" | "replaced";
 
 export type PeerInfo = { id: PeerId, name: string, role: Role, };
 
@@ -70,3 +76,41 @@ export type FileMessage = { "type": "offer", id: number, name: string, size: num
 export type TransferSide = "sender" | "receiver";
 
 export type DeclineReason = "declined" | "policy" | "tooLarge" | "invalid" | "busy" | "noSpace";
+
+export type DeviceHello = { 
+/**
+ * The token `portal-server kiosk add` printed once.
+ */
+token: string, 
+/**
+ * This is the kiosk's control connection: it gets the pairing code, the laptops'
+ * commands and `paired`/`unpaired`. A newer control connection replaces an older
+ * one. Call connections say `false`.
+ */
+control: boolean, };
+
+export type RemoteCommand = { "kind": "present" } | { "kind": "stopPresenting" } | { "kind": "joinRoom", room: string, password?: string, } | { "kind": "leave" } | { "kind": "setMicMuted", muted: boolean, } | { "kind": "setCameraOff", off: boolean, } | { "kind": "setVolume", volume: number, };
+
+export type CommandErrorCode = "notPaired" | "badRequest" | "notInCall" | "joinFailed" | "unavailable" | "timeout";
+
+export type CommandError = { code: CommandErrorCode, message: string, };
+
+export type KioskState = { 
+/**
+ * The room of its call, when in one (joined or getting there).
+ */
+room?: string, 
+/**
+ * `true` once joined.
+ */
+inCall: boolean, micMuted: boolean, cameraOff: boolean, 
+/**
+ * 0 to 1.
+ */
+volume: number, 
+/**
+ * The paired laptop whose screen share is on the stage.
+ */
+presenting?: PeerId, };
+
+export type UnpairReason = "laptopLeft" | "kioskEnded" | "kioskGone" | "expired" | "removed";
