@@ -225,3 +225,57 @@ async fn home_shows_how_many_people_are_in_a_listed_room() {
     server.stop().await;
     drop(x.child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_shows_the_pairing_code_and_a_qr_code_that_reads_back_as_its_link() {
+    let data = TempDir::new("server-pair-window");
+    let work = TempDir::new("work-pair-window");
+    std::fs::create_dir_all(work.path()).expect("work dir");
+    let token = portal_testkit::enrol_kiosk(data.path(), "Room 4.01");
+    let x = Xvfb::start(WIDTH, HEIGHT).await;
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let config = work.path().join("kiosk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\nrooms = [\"standup\"]\nname = \"Room 4.01\"\ndevice_token = \"{token}\"\n",
+            server.ws_url()
+        ),
+    )
+    .expect("config written");
+    let kiosk = Kiosk::start_unconfigured(&x.display, &config).await;
+    let status = kiosk
+        .wait("a pairing code on home", |s| {
+            s["pairing"]["code"].is_string()
+        })
+        .await;
+    let url = status["pairing"]["url"]
+        .as_str()
+        .expect("a link")
+        .to_owned();
+    let code = status["pairing"]["code"].as_str().expect("a code");
+    assert!(url.ends_with(&format!("/p/{code}")), "{url}");
+    // The window draws what the UI was told a moment ago.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kiosk-window");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let shot = shots.join("home-pairing.png");
+    let _ = Shot::take(&x.display, &shot).await;
+    let read = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&shot)
+        .output()
+        .await
+        .expect("zbarimg runs (apt-get install zbar-tools)");
+    let text = String::from_utf8_lossy(&read.stdout);
+    assert_eq!(
+        text.trim(),
+        url,
+        "the QR code on screen reads back as the pairing link (see {})",
+        shot.display()
+    );
+    let exit = kiosk.stop().await;
+    assert!(exit.success(), "clean exit: {exit}");
+    server.stop().await;
+    drop(x.child);
+}
