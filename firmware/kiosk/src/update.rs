@@ -243,7 +243,16 @@ mod tests {
         assert_eq!(j["available"], "1.1.0");
         assert_eq!(j["current"], "1.0.0");
         assert_eq!(j["deferredByCall"], true);
+        let view = ui_view(Some(&s), None);
+        assert_eq!(view.phase, portal_ui::UpdatePhase::Ready);
+        assert!(view.deferred_by_call);
+        assert_eq!(view.available.as_deref(), Some("1.1.0"));
+        assert_eq!(view.status(), "Update 1.1.0 will install after this call");
         let gone = json!({"code": "rauc", "message": "no bus"});
+        let failed = ui_view(Some(&s), Some(&gone));
+        assert_eq!(failed.phase, portal_ui::UpdatePhase::Failed);
+        assert_eq!(failed.status(), "Update failed: no bus");
+        assert_eq!(ui_view(None, None).phase, portal_ui::UpdatePhase::Idle);
         assert_eq!(status_json(Some(&s), Some(&gone))["state"], "failed");
         assert_eq!(status_json(None, Some(&gone))["error"]["code"], "rauc");
     }
