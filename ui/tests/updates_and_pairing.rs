@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Harness, call_scene, home_scene, pairing_scene, update};
-use portal_ui::{UiEvent, Update, UpdatePhase, UpdateView};
+use portal_ui::{Page, UiEvent, Update, UpdatePhase, UpdateView};
 
 #[test]
 fn checking_for_updates_and_installing_one_ask_the_agent() {
@@ -100,4 +100,10 @@ fn pairing_shows_the_code_and_unpairing_asks_rust() {
     h.apply(Update::Pairing(None));
     assert!(!h.exists("Pairing code"));
     assert!(!h.exists("Pairing QR code"));
+
+    // During a call the paired laptops are on the settings page, with Unpair.
+    pairing_scene(&h);
+    h.apply(Update::ShowPage(Page::Settings));
+    h.tap("Unpair Alice's laptop");
+    assert_eq!(h.event(), UiEvent::Unpair("laptop-1".into()));
 }
