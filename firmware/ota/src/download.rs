@@ -21,8 +21,14 @@ use crate::manifest::{MAX_MANIFEST, Manifest};
 
 /// How long the feed may stay silent before the transfer counts as dropped.
 const STALL: Duration = Duration::from_secs(30);
-/// Written to disk in pieces this large.
-const WRITE_CHUNK: usize = 1 << 20;
+/// Pieces smaller than this are gathered into one write; larger ones go to disk as they
+/// came.
+const WRITE_CHUNK: usize = 256 << 10;
+/// Pieces waiting for the writer, and for the hasher: with hyper's reads of up to a few
+/// hundred KiB, a few MiB in memory at most.
+const QUEUE: usize = 16;
+/// Files are re-read for hashing in pieces this large.
+const READ_CHUNK: usize = 1 << 20;
 
 /// How a download behaves.
 #[derive(Debug, Clone)]
@@ -96,6 +102,13 @@ pub async fn fetch_manifest(feed: &str, compatible: &str) -> Result<Option<Manif
 
 /// Fetches the bundle `m` names into `dir`, resuming a partial file, and checks it.
 /// `progress(done, total)` is called as bytes arrive. Returns the checked bundle's path.
+///
+/// The network, the disk and SHA-256 overlap: this task only receives, a blocking
+/// writer puts each piece on disk and hands it on to a blocking hasher, and one
+/// `fdatasync` at the end makes the file durable before it counts as downloaded.
+/// (Starting writeback while the rest arrives measured slower: it competes with the
+/// transfer for the same cores.) On a resume the hasher first re-reads and hashes the part already on
+/// disk, while the rest arrives.
 pub async fn download(
     feed: &str,
     compatible: &str,
@@ -119,16 +132,13 @@ pub async fn download(
         have = 0;
     }
     check_space(dir, m.size - have, opts.keep_free)?;
-    // Hash what is already there, so the rest is hashed as it arrives.
-    let mut hasher = Sha256::new();
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .read(true)
         .write(true)
         .truncate(false)
         .open(&part)?;
     file.set_len(have)?;
-    hash_prefix(&mut file, have, &mut hasher)?;
     let url = feed_url(feed, compatible, &m.bundle);
     let resp = get(&url, (have > 0).then_some(have)).await?;
     match resp.status() {
@@ -138,7 +148,6 @@ pub async fn download(
                 tracing::info!("the feed ignored the range; starting over");
             }
             have = 0;
-            hasher = Sha256::new();
             file.set_len(0)?;
         }
         StatusCode::RANGE_NOT_SATISFIABLE if have == m.size => {}
@@ -150,59 +159,23 @@ pub async fn download(
             return Err(OtaError::Network(format!("{url}: HTTP {status}")));
         }
     }
-    let complete = resp.status() == StatusCode::RANGE_NOT_SATISFIABLE;
-    tracing::info!(url, from = have, size = m.size, "downloading");
-    let mut file = std::io::BufWriter::with_capacity(WRITE_CHUNK, file);
-    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(have))?;
-    let started = Instant::now();
-    let resumed_at = have;
-    let mut body = resp.into_body();
-    let mut last_report = 0;
     // When all of it was here already (a kill after the last byte), only the checks
     // remain.
-    loop {
-        if complete {
-            break;
-        }
-        let frame = match tokio::time::timeout(STALL, body.frame()).await {
-            Err(_) | Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                tracing::info!(error = %e, "transfer dropped");
-                break;
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if have + data.len() as u64 > m.size {
-            file.flush()?;
-            drop(file);
-            std::fs::remove_file(&part)?;
-            return Err(OtaError::Oversize { expected: m.size });
-        }
-        file.write_all(&data)?;
-        hasher.update(&data);
-        have += data.len() as u64;
-        if have - last_report >= (m.size / 100).max(64 * 1024) || have == m.size {
-            last_report = have;
-            progress(have, m.size);
-        }
-        if let Some(rate) = opts.max_rate.filter(|r| *r > 0) {
-            let due = Duration::from_secs_f64((have - resumed_at) as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                file.flush()?;
-                tokio::time::sleep(wait).await;
-            }
-        }
+    let complete = resp.status() == StatusCode::RANGE_NOT_SATISFIABLE;
+    tracing::info!(url, from = have, size = m.size, "downloading");
+    let sink = Sink::start(&part, file, have, m.size);
+    let mut body = resp.into_body();
+    let oversize = !complete && receive(&mut body, &sink, have, m, opts, progress).await;
+    drop(body);
+    let (written, hasher) = sink.finish().await?;
+    if oversize {
+        std::fs::remove_file(&part)?;
+        return Err(OtaError::Oversize { expected: m.size });
     }
-    file.flush()?;
-    let file = file.into_inner().map_err(|e| OtaError::Io(e.to_string()))?;
-    file.sync_data()?;
-    if have < m.size {
+    if written < m.size {
         return Err(OtaError::Truncated {
             expected: m.size,
-            got: have,
+            got: written,
         });
     }
     let actual = hex::encode(hasher.finalize());
@@ -216,6 +189,136 @@ pub async fn download(
     std::fs::rename(&part, &done_path)?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(done_path)
+}
+
+/// Passes the body's bytes to `sink` until it ends, drops or stalls, keeping to the rate
+/// limit; `have` bytes were there before. True when the feed sent more than the
+/// manifest's size (the rest is not passed on).
+async fn receive(
+    body: &mut Incoming,
+    sink: &Sink,
+    mut have: u64,
+    m: &Manifest,
+    opts: &DownloadOptions,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+) -> bool {
+    let started = Instant::now();
+    let resumed_at = have;
+    let mut last_report = 0;
+    loop {
+        let frame = match tokio::time::timeout(STALL, body.frame()).await {
+            Err(_) | Ok(None) => return false,
+            Ok(Some(Err(e))) => {
+                tracing::info!(error = %e, "transfer dropped");
+                return false;
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if have + data.len() as u64 > m.size {
+            return true;
+        }
+        have += data.len() as u64;
+        if !sink.push(data).await {
+            // The writer stopped; the caller reads its error.
+            return false;
+        }
+        if have - last_report >= (m.size / 100).max(64 * 1024) || have == m.size {
+            last_report = have;
+            progress(have, m.size);
+        }
+        if let Some(rate) = opts.max_rate.filter(|r| *r > 0) {
+            let due = Duration::from_secs_f64((have - resumed_at) as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// The blocking half of a download: a writer thread that appends each piece to the
+/// partial file and passes it on, and a hasher thread that hashes the part already on
+/// disk, then each piece in order. Pieces are `Bytes` from the connection, shared, not
+/// copied.
+struct Sink {
+    to_writer: tokio::sync::mpsc::Sender<Bytes>,
+    writer: tokio::task::JoinHandle<std::io::Result<u64>>,
+    hasher: tokio::task::JoinHandle<Result<Sha256, OtaError>>,
+}
+
+impl Sink {
+    /// Starts both threads. `file` (at `path`) holds `have` of the bundle's `size` bytes,
+    /// which are hashed first; the writer appends from there.
+    fn start(path: &Path, file: std::fs::File, have: u64, size: u64) -> Sink {
+        // Reserve the rest up front (keeping the file's length, which says how much has
+        // arrived), so the file system allocates it in one go rather than write by write
+        // (fewer fragments on flash). Not every file system can; then the writes
+        // allocate as they go.
+        if size > have {
+            let _ = rustix::fs::fallocate(
+                &file,
+                rustix::fs::FallocateFlags::KEEP_SIZE,
+                have,
+                size - have,
+            );
+        }
+        let (to_writer, mut from_net) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
+        let (to_hasher, from_writer) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
+        let on_disk = (have > 0).then(|| path.to_owned());
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut hasher = Sha256::new();
+            if let Some(path) = on_disk {
+                let mut file = std::fs::File::open(path)?;
+                hash_prefix(&mut file, have, &mut hasher)?;
+            }
+            for piece in from_writer {
+                hasher.update(&piece);
+            }
+            Ok::<_, OtaError>(hasher)
+        });
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut file = std::io::BufWriter::with_capacity(WRITE_CHUNK, file);
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(have))?;
+            let mut written = have;
+            while let Some(piece) = from_net.blocking_recv() {
+                file.write_all(&piece)?;
+                written += piece.len() as u64;
+                if to_hasher.send(piece).is_err() {
+                    // The hasher failed; its error is reported.
+                    break;
+                }
+            }
+            drop(to_hasher);
+            let file = file
+                .into_inner()
+                .map_err(std::io::IntoInnerError::into_error)?;
+            file.sync_data()?;
+            Ok(written)
+        });
+        Sink {
+            to_writer,
+            writer,
+            hasher,
+        }
+    }
+
+    /// Queues a piece for the disk; waits while the queue is full. `false` when the
+    /// writer has stopped.
+    async fn push(&self, piece: Bytes) -> bool {
+        self.to_writer.send(piece).await.is_ok()
+    }
+
+    /// Lets both threads finish: the bytes now in the file (on disk), and the hash of
+    /// them.
+    async fn finish(self) -> Result<(u64, Sha256), OtaError> {
+        drop(self.to_writer);
+        let joined = |e: tokio::task::JoinError| OtaError::Io(e.to_string());
+        let written = self.writer.await.map_err(joined)?;
+        let hasher = self.hasher.await.map_err(joined)?;
+        Ok((written?, hasher?))
+    }
 }
 
 /// Free bytes in `dir` for an unprivileged writer.
@@ -249,10 +352,10 @@ fn remove_others(dir: &Path, m: &Manifest) -> Result<(), OtaError> {
 }
 
 fn hash_prefix(file: &mut std::fs::File, len: u64, hasher: &mut Sha256) -> Result<(), OtaError> {
-    let mut buf = vec![0; WRITE_CHUNK];
+    let mut buf = vec![0; READ_CHUNK];
     let mut left = len;
     while left > 0 {
-        let n = file.read(&mut buf[..(left.min(WRITE_CHUNK as u64) as usize)])?;
+        let n = file.read(&mut buf[..(left.min(READ_CHUNK as u64) as usize)])?;
         if n == 0 {
             break;
         }

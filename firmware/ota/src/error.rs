@@ -17,6 +17,9 @@ pub enum OtaError {
     /// The feed offers an older version and does not allow going back.
     #[error("the feed offers {offered}, older than the running {current}")]
     OlderVersion { current: String, offered: String },
+    /// The downloaded bundle carries another version than the manifest named.
+    #[error("the bundle is version {bundle}, the manifest says {manifest}")]
+    VersionMismatch { manifest: String, bundle: String },
     /// This device runs a version too old to go straight to the offered one.
     #[error("this device runs {current}; the update needs at least {minimum}")]
     BelowMinimum { current: String, minimum: String },
@@ -62,6 +65,7 @@ impl OtaError {
             OtaError::BadSignature(_) => "badSignature",
             OtaError::WrongCompatible { .. } => "wrongCompatible",
             OtaError::OlderVersion { .. } => "olderVersion",
+            OtaError::VersionMismatch { .. } => "versionMismatch",
             OtaError::BelowMinimum { .. } => "belowMinimum",
             OtaError::ShaMismatch { .. } => "shaMismatch",
             OtaError::Truncated { .. } => "truncated",
@@ -96,6 +100,7 @@ impl OtaError {
                 | OtaError::ShaMismatch { .. }
                 | OtaError::Oversize { .. }
                 | OtaError::OlderVersion { .. }
+                | OtaError::VersionMismatch { .. }
                 | OtaError::BelowMinimum { .. }
         )
     }

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::download::{self, DownloadOptions};
 use crate::error::OtaError;
 use crate::machine::{Action, Agent, Input, Now, Policy};
+use crate::manifest::Manifest;
 use crate::rauc::{Bus, Rauc};
 use crate::state::{self, Status};
 
@@ -89,6 +90,7 @@ pub async fn run(
     };
     let mut agent = Agent::new(cfg.policy.clone(), state::load(&cfg.data_dir));
     let (tx, mut results) = mpsc::channel::<Input>(64);
+    let running = current.clone();
     agent.handle(
         now(),
         Input::Started {
@@ -99,7 +101,7 @@ pub async fn run(
     );
     loop {
         while let Some(action) = agent.poll() {
-            if let Some(outcome) = perform(action, &cfg, &rauc, &tx, &status).await? {
+            if let Some(outcome) = perform(action, &cfg, &running, &rauc, &tx, &status).await? {
                 return Ok(outcome);
             }
         }
@@ -127,6 +129,7 @@ pub async fn run(
 async fn perform(
     action: Action,
     cfg: &AgentConfig,
+    running: &Version,
     rauc: &Rauc,
     tx: &mpsc::Sender<Input>,
     status: &watch::Sender<Option<Status>>,
@@ -175,13 +178,21 @@ async fn perform(
         Action::Install(m) => {
             let path = download::bundle_path(&cfg.data_dir, &m);
             let rauc = rauc.clone();
+            let (bus, running) = (cfg.bus.clone(), running.clone());
+            let compatible = cfg.policy.compatible.clone();
             tokio::spawn(async move {
                 let r = if std::fs::metadata(&path).is_ok_and(|md| md.len() == m.size) {
-                    let progress_tx = tx.clone();
-                    let mut progress = move |pct| {
-                        let _ = progress_tx.try_send(Input::InstallProgress(pct));
-                    };
-                    rauc.install(&path.to_string_lossy(), &mut progress).await
+                    let bundle = path.to_string_lossy();
+                    match inspect(&bus, &bundle, &m, &running, &compatible).await {
+                        Ok(()) => {
+                            let progress_tx = tx.clone();
+                            let mut progress = move |pct| {
+                                let _ = progress_tx.try_send(Input::InstallProgress(pct));
+                            };
+                            rauc.install(&bundle, &mut progress).await
+                        }
+                        Err(e) => Err(e),
+                    }
                 } else {
                     Err(OtaError::Io(format!("{} is gone", path.display())))
                 };
@@ -219,6 +230,83 @@ async fn perform(
     Ok(None)
 }
 
+/// RAUC's `Info` method (RAUC 1.8; later versions add `InspectBundle`): the compatible
+/// and version a bundle carries, read once RAUC has checked its signature.
+#[zbus::proxy(
+    interface = "de.pengutronix.rauc.Installer",
+    default_service = "de.pengutronix.rauc",
+    default_path = "/"
+)]
+trait BundleInfo {
+    fn info(&self, bundle: &str) -> zbus::Result<(String, String)>;
+}
+
+/// The compatible and version of the bundle at `path`, as RAUC reads them once it has
+/// checked the bundle's signature.
+async fn bundle_info(bus: &Bus, path: &str) -> Result<(String, String), OtaError> {
+    let rauc_err = |e: zbus::Error| OtaError::Rauc(e.to_string());
+    let conn = match bus {
+        Bus::System => zbus::Connection::system().await,
+        Bus::Address(addr) => match zbus::connection::Builder::address(addr.as_str()) {
+            Ok(b) => b.build().await,
+            Err(e) => Err(e),
+        },
+    }
+    .map_err(rauc_err)?;
+    let proxy = BundleInfoProxy::new(&conn).await.map_err(rauc_err)?;
+    proxy.info(path).await.map_err(rauc_err)
+}
+
+/// Reads the bundle's compatible and version through RAUC and checks them against the
+/// manifest ([`check_bundle`]).
+async fn inspect(
+    bus: &Bus,
+    bundle: &str,
+    m: &Manifest,
+    running: &Version,
+    compatible: &str,
+) -> Result<(), OtaError> {
+    match bundle_info(bus, bundle).await {
+        Ok((found_compatible, found_version)) => {
+            check_bundle(m, running, compatible, found_compatible, &found_version)
+        }
+        // RAUC 1.8 answers a bundle it cannot read or verify with a bare "rauc info
+        // error"; the install refuses it the same way, with the reason (a bad signature,
+        // say), before it touches a slot.
+        Err(e) => {
+            tracing::info!(error = %e, "RAUC could not inspect the bundle");
+            Ok(())
+        }
+    }
+}
+
+/// Checks the downloaded bundle against the manifest it was offered under, before it is
+/// installed: the version the manifest named, for this device, and not older than the
+/// running one unless the manifest allows going back (the manifest's own rules, applied
+/// to what the bundle says).
+fn check_bundle(
+    m: &Manifest,
+    running: &Version,
+    compatible: &str,
+    found_compatible: String,
+    found_version: &str,
+) -> Result<(), OtaError> {
+    let mismatch = || OtaError::VersionMismatch {
+        manifest: m.version.to_string(),
+        bundle: found_version.to_owned(),
+    };
+    let version: Version = found_version.trim().parse().map_err(|_| mismatch())?;
+    if version != m.version {
+        return Err(mismatch());
+    }
+    let bundle = Manifest {
+        compatible: found_compatible,
+        version,
+        ..m.clone()
+    };
+    bundle.decide(running, compatible).map(|_| ())
+}
+
 async fn probe_health(url: String, ui: Option<PathBuf>, tx: mpsc::Sender<Input>) {
     let (mut server, mut ui_up) = (false, false);
     loop {
@@ -238,5 +326,47 @@ async fn probe_health(url: String, ui: Option<PathBuf>, tx: mpsc::Sender<Input>)
             return;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offered(version: &str, allow_downgrade: bool) -> Manifest {
+        Manifest {
+            version: version.parse().unwrap(),
+            bundle: "b.raucb".into(),
+            size: 1,
+            sha256: "0".repeat(64),
+            notes: String::new(),
+            min_version: None,
+            allow_downgrade,
+            compatible: "pi4".into(),
+        }
+    }
+
+    #[test]
+    fn the_bundle_must_be_what_the_manifest_named() {
+        let running: Version = "1.0.0".parse().unwrap();
+        let check = |m: &Manifest, c: &str, v: &str| check_bundle(m, &running, "pi4", c.into(), v);
+        let m = offered("1.1.0", false);
+        assert_eq!(check(&m, "pi4", "1.1.0"), Ok(()));
+        for other in ["1.2.0", "1.0.9", "", "garbage"] {
+            let e = check(&m, "pi4", other).unwrap_err();
+            assert_eq!(e.code(), "versionMismatch", "{other}");
+            assert!(e.refuses_bundle());
+        }
+        assert_eq!(
+            check(&m, "pi5", "1.1.0").unwrap_err().code(),
+            "wrongCompatible"
+        );
+        // A manifest that names an older version is held to its own rules.
+        let old = offered("0.9.0", false);
+        assert_eq!(
+            check(&old, "pi4", "0.9.0").unwrap_err().code(),
+            "olderVersion"
+        );
+        assert_eq!(check(&offered("0.9.0", true), "pi4", "0.9.0"), Ok(()));
     }
 }

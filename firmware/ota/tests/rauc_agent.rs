@@ -118,6 +118,19 @@ fn a_bundle_for_another_device_is_refused() {
 }
 
 #[test]
+fn a_bundle_of_another_version_than_the_manifest_names_is_refused() {
+    let mut rig = Rig::new("version");
+    rig.offer("1.1.0", 1 << 20, None, COMPATIBLE);
+    rig.edit_manifest(|m| m["version"] = "1.2.0".into());
+    refused(&mut rig, "versionMismatch");
+    let s = rig.status();
+    assert!(
+        s["error"]["message"].as_str().unwrap().contains("1.1.0"),
+        "{s}"
+    );
+}
+
+#[test]
 fn a_corrupted_download_is_refused() {
     let mut rig = Rig::new("corrupt");
     let built = rig.offer("1.1.0", 1 << 20, None, COMPATIBLE);

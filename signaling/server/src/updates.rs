@@ -6,22 +6,33 @@
 //! served: `compatible` and file names are plain names (`[A-Za-z0-9._-]`, no leading dot),
 //! the only files are the manifest and the bundle it names, and neither may be a symlink.
 //!
+//! A bundle is sent as it is read from its file, [`READ_CHUNK`] at a time, when the
+//! server's responses have a boxed body (see [`FeedBody`]); with `Full` bodies it is read
+//! into memory whole first, at most [`READS_AT_ONCE`] at a time.
+//!
 //! The manifest is JSON written by `cargo xtask bundle`:
 //! `{version, bundle, size, sha256, notes, min_version?, allow_downgrade, compatible}`.
 //! The server reads only `bundle` from it; the kiosk checks the rest, and RAUC checks the
 //! bundle's signature. Bytes served are counted in `/metrics`
 //! (`portal_update_bytes_total`), so a resumed download can be seen to fetch only the rest.
 
-use std::io::SeekFrom;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Frame, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 use crate::web::parse_range;
@@ -30,8 +41,12 @@ use crate::web::parse_range;
 pub const MANIFEST: &str = "manifest.json";
 /// Manifests are small; anything larger is not one.
 const MAX_MANIFEST: u64 = 64 * 1024;
-/// Bundle reads at once: each holds its range in memory while it is sent.
+/// Bundle ranges read into memory at once for `Full` bodies (each is then held until it
+/// has been sent).
 const READS_AT_ONCE: usize = 4;
+/// A streamed bundle is read and sent in pieces this large; one piece is read ahead of
+/// the connection, so a response holds at most two in memory.
+const READ_CHUNK: usize = 512 << 10;
 
 /// Where the feed's files are.
 #[derive(Debug)]
@@ -82,11 +97,11 @@ impl UpdateFeed {
 }
 
 /// Answers `GET /updates/...`; `None` when the server runs without `--updates-dir`.
-pub(crate) async fn serve<B>(
+pub(crate) async fn serve<B, O: FeedBody>(
     feed: Option<&UpdateFeed>,
     req: &Request<B>,
     metrics: &Metrics,
-) -> Response<Full<Bytes>> {
+) -> Response<O> {
     let Some(feed) = feed else {
         return plain(StatusCode::NOT_FOUND, "no update feed on this server\n");
     };
@@ -107,24 +122,19 @@ pub(crate) async fn serve<B>(
         .headers()
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok());
-    let _permit = feed.reads.acquire().await.expect("never closed");
-    let resp = match send_file(&path, range).await {
-        Ok(resp) => resp,
+    let (mut resp, sent) = match send_file(&path, range, &feed.reads).await {
+        Ok(answer) => answer,
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "update file read failed");
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "read error\n");
         }
     };
-    let sent = hyper::body::Body::size_hint(resp.body())
-        .exact()
-        .unwrap_or(0);
     if is_manifest {
         metrics.update_manifests.fetch_add(1, Relaxed);
     } else {
         metrics.update_bundle_requests.fetch_add(1, Relaxed);
         metrics.update_bytes.fetch_add(sent, Relaxed);
     }
-    let mut resp = resp;
     let headers = resp.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -142,12 +152,18 @@ pub(crate) async fn serve<B>(
     resp
 }
 
-/// The whole file, or the one range asked for (206), or 416.
-async fn send_file(path: &Path, range: Option<&str>) -> std::io::Result<Response<Full<Bytes>>> {
-    let mut file = tokio::fs::File::open(path).await?;
+/// The whole file, or the one range asked for (206), or 416; and the bytes the answer
+/// carries (counted when it starts, whether or not the client takes them all).
+async fn send_file<O: FeedBody>(
+    path: &Path,
+    range: Option<&str>,
+    reads: &Semaphore,
+) -> io::Result<(Response<O>, u64)> {
+    let file = tokio::fs::File::open(path).await?;
     let len = usize::try_from(file.metadata().await?.len()).unwrap_or(usize::MAX);
+    let file = file.into_std().await;
     let (start, end, partial) = match parse_range(range, len) {
-        Ok(None) if len == 0 => return Ok(Response::new(Full::new(Bytes::new()))),
+        Ok(None) if len == 0 => return Ok((Response::new(O::bytes(Bytes::new())), 0)),
         Ok(None) => (0, len - 1, false),
         Ok(Some((start, end))) => (start, end, true),
         Err(()) => {
@@ -156,13 +172,11 @@ async fn send_file(path: &Path, range: Option<&str>) -> std::io::Result<Response
                 header::CONTENT_RANGE,
                 HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
             );
-            return Ok(resp);
+            return Ok((resp, 0));
         }
     };
-    file.seek(SeekFrom::Start(start as u64)).await?;
-    let mut body = vec![0; end - start + 1];
-    file.read_exact(&mut body).await?;
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let sent = (end - start + 1) as u64;
+    let mut resp = Response::new(O::file(file, start as u64, sent, reads).await?);
     resp.headers_mut()
         .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if partial {
@@ -172,7 +186,144 @@ async fn send_file(path: &Path, range: Option<&str>) -> std::io::Result<Response
             HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")).expect("ascii"),
         );
     }
-    Ok(resp)
+    Ok((resp, sent))
+}
+
+/// A response body the feed can answer with. The server's body type decides how a
+/// bundle goes out: a boxed body streams it ([`FileBody`]), `Full` holds it whole.
+pub(crate) trait FeedBody: Sized + Send + 'static {
+    /// A small answer already in memory.
+    fn bytes(bytes: Bytes) -> Self;
+    /// `len` bytes of `file` from `start`. `reads` bounds the reads that hold a whole
+    /// range in memory.
+    fn file(
+        file: std::fs::File,
+        start: u64,
+        len: u64,
+        reads: &Semaphore,
+    ) -> impl Future<Output = io::Result<Self>> + Send;
+}
+
+impl FeedBody for Full<Bytes> {
+    fn bytes(bytes: Bytes) -> Self {
+        Full::new(bytes)
+    }
+
+    async fn file(
+        file: std::fs::File,
+        start: u64,
+        len: u64,
+        reads: &Semaphore,
+    ) -> io::Result<Self> {
+        let _permit = reads.acquire().await.expect("never closed");
+        let body = tokio::task::spawn_blocking(move || {
+            let mut body = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+            file.read_exact_at(&mut body, start)?;
+            Ok::<_, io::Error>(body)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(Full::new(Bytes::from(body)))
+    }
+}
+
+impl FeedBody for BoxBody<Bytes, io::Error> {
+    fn bytes(bytes: Bytes) -> Self {
+        Full::new(bytes).map_err(|never| match never {}).boxed()
+    }
+
+    async fn file(file: std::fs::File, start: u64, len: u64, _: &Semaphore) -> io::Result<Self> {
+        Ok(FileBody::new(file, start, len).boxed())
+    }
+}
+
+impl FeedBody for UnsyncBoxBody<Bytes, io::Error> {
+    fn bytes(bytes: Bytes) -> Self {
+        Full::new(bytes)
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    }
+
+    async fn file(file: std::fs::File, start: u64, len: u64, _: &Semaphore) -> io::Result<Self> {
+        Ok(FileBody::new(file, start, len).boxed_unsync())
+    }
+}
+
+/// `len` bytes of a file, read on the blocking pool [`READ_CHUNK`] at a time, the next
+/// piece while the connection sends the last. Its exact size is known, so the answer
+/// has a `Content-Length`. A file that shrinks meanwhile ends the body with an error
+/// (the client sees a cut transfer and resumes).
+#[derive(Debug)]
+pub(crate) struct FileBody {
+    file: Arc<std::fs::File>,
+    /// Where the next read starts, and the bytes not yet read.
+    offset: u64,
+    unread: u64,
+    /// Bytes not yet handed to the connection.
+    left: u64,
+    reading: Option<JoinHandle<io::Result<Bytes>>>,
+}
+
+impl FileBody {
+    fn new(file: std::fs::File, start: u64, len: u64) -> FileBody {
+        let mut body = FileBody {
+            file: Arc::new(file),
+            offset: start,
+            unread: len,
+            left: len,
+            reading: None,
+        };
+        body.read_ahead();
+        body
+    }
+
+    /// Starts reading the next piece, if any is left.
+    fn read_ahead(&mut self) {
+        if self.unread == 0 {
+            return;
+        }
+        let n = self.unread.min(READ_CHUNK as u64);
+        let (file, offset) = (self.file.clone(), self.offset);
+        self.offset += n;
+        self.unread -= n;
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            let mut piece = vec![0; n as usize];
+            file.read_exact_at(&mut piece, offset)?;
+            Ok(Bytes::from(piece))
+        }));
+    }
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let Some(reading) = self.reading.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let read = ready!(Pin::new(reading).poll(cx));
+        self.reading = None;
+        let piece = match read {
+            Ok(Ok(piece)) => piece,
+            Ok(Err(e)) => return Poll::Ready(Some(Err(e))),
+            Err(e) => return Poll::Ready(Some(Err(io::Error::other(e)))),
+        };
+        self.left -= piece.len() as u64;
+        self.read_ahead();
+        Poll::Ready(Some(Ok(Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
 }
 
 /// The `bundle` a manifest names, if it is a valid file name.
@@ -211,8 +362,8 @@ pub fn valid_name(name: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn plain<O: FeedBody>(status: StatusCode, body: &'static str) -> Response<O> {
+    let mut resp = Response::new(O::bytes(Bytes::from_static(body.as_bytes())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -223,6 +374,8 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 
 #[cfg(test)]
 mod tests {
+    use hyper::body::Body as _;
+
     use super::*;
 
     fn feed() -> (tempdir::Dir, UpdateFeed) {
@@ -272,8 +425,11 @@ mod tests {
         req.body(()).unwrap()
     }
 
-    async fn body(resp: Response<Full<Bytes>>) -> Vec<u8> {
-        use http_body_util::BodyExt as _;
+    async fn body<O>(resp: Response<O>) -> Vec<u8>
+    where
+        O: hyper::body::Body<Data = Bytes>,
+        O::Error: std::fmt::Debug,
+    {
         resp.into_body()
             .collect()
             .await
@@ -282,11 +438,34 @@ mod tests {
             .to_vec()
     }
 
+    /// The feed as a server with `Full` bodies answers.
+    async fn serve(
+        feed: Option<&UpdateFeed>,
+        req: &Request<()>,
+        metrics: &Metrics,
+    ) -> Response<Full<Bytes>> {
+        super::serve(feed, req, metrics).await
+    }
+
     #[tokio::test]
     async fn serves_the_manifest_and_the_bundle_it_names_with_ranges() {
+        serves_with_ranges::<Full<Bytes>>().await;
+    }
+
+    #[tokio::test]
+    async fn streams_the_manifest_and_the_bundle_it_names_with_ranges() {
+        serves_with_ranges::<BoxBody<Bytes, io::Error>>().await;
+        serves_with_ranges::<UnsyncBoxBody<Bytes, io::Error>>().await;
+    }
+
+    async fn serves_with_ranges<O>()
+    where
+        O: FeedBody + hyper::body::Body<Data = Bytes>,
+        O::Error: std::fmt::Debug,
+    {
         let (_dir, feed) = feed();
         let m = Metrics::default();
-        let resp = serve(
+        let resp: Response<O> = super::serve(
             Some(&feed),
             &get("/updates/portal-pi4/manifest.json", None),
             &m,
@@ -295,14 +474,15 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::OK);
         assert!(body(resp).await.starts_with(b"{\"version\""));
         let whole = "/updates/portal-pi4/portal-1.1.0.raucb";
-        let resp = serve(Some(&feed), &get(whole, None), &m).await;
+        let resp: Response<O> = super::serve(Some(&feed), &get(whole, None), &m).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(body(resp).await, b"0123456789");
-        let resp = serve(Some(&feed), &get(whole, Some("bytes=4-")), &m).await;
+        let resp: Response<O> = super::serve(Some(&feed), &get(whole, Some("bytes=4-")), &m).await;
         assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
         assert_eq!(resp.headers()[header::CONTENT_RANGE], "bytes 4-9/10");
+        assert_eq!(resp.body().size_hint().exact(), Some(6));
         assert_eq!(body(resp).await, b"456789");
-        let resp = serve(Some(&feed), &get(whole, Some("bytes=10-")), &m).await;
+        let resp: Response<O> = super::serve(Some(&feed), &get(whole, Some("bytes=10-")), &m).await;
         assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
         assert_eq!(m.update_bytes.load(Relaxed), 16);
         assert_eq!(m.update_bundle_requests.load(Relaxed), 3);
@@ -358,6 +538,66 @@ mod tests {
             .await;
             assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         }
+    }
+
+    #[tokio::test]
+    async fn a_large_bundle_goes_out_in_pieces_read_as_it_is_sent() {
+        let (dir, feed) = feed();
+        let m = Metrics::default();
+        let len = 2 * READ_CHUNK + 1000;
+        let bundle: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.0.join("portal-pi4/portal-1.1.0.raucb"), &bundle).unwrap();
+        let whole = "/updates/portal-pi4/portal-1.1.0.raucb";
+        for (range, from) in [
+            (None, 0),
+            (Some("bytes=1000-"), 1000),
+            (Some("bytes=-10"), len - 10),
+        ] {
+            let resp: Response<BoxBody<Bytes, io::Error>> =
+                super::serve(Some(&feed), &get(whole, range), &m).await;
+            assert_eq!(resp.body().size_hint().exact(), Some((len - from) as u64));
+            let mut body = resp.into_body();
+            let (mut got, mut pieces) = (Vec::new(), 0);
+            while let Some(frame) = body.frame().await {
+                let piece = frame.unwrap().into_data().unwrap();
+                assert!(piece.len() <= READ_CHUNK);
+                got.extend_from_slice(&piece);
+                pieces += 1;
+            }
+            assert_eq!(got, bundle[from..], "{range:?}");
+            assert_eq!(pieces, (len - from).div_ceil(READ_CHUNK), "{range:?}");
+        }
+        assert_eq!(
+            m.update_bytes.load(Relaxed),
+            (3 * len - 1000 - (len - 10)) as u64
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bundle_cut_short_while_it_is_sent_ends_in_an_error() {
+        let (dir, feed) = feed();
+        let m = Metrics::default();
+        let path = dir.0.join("portal-pi4/portal-1.1.0.raucb");
+        std::fs::write(&path, vec![7; 3 * READ_CHUNK]).unwrap();
+        let resp: Response<BoxBody<Bytes, io::Error>> = super::serve(
+            Some(&feed),
+            &get("/updates/portal-pi4/portal-1.1.0.raucb", None),
+            &m,
+        )
+        .await;
+        let mut body = resp.into_body();
+        assert!(body.frame().await.unwrap().is_ok());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(READ_CHUNK as u64)
+            .unwrap();
+        let mut failed = false;
+        while let Some(frame) = body.frame().await {
+            failed |= frame.is_err();
+        }
+        assert!(failed, "a shortened file is not sent as if whole");
     }
 
     #[test]

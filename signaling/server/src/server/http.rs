@@ -24,7 +24,16 @@ where
     }
 }
 
-type Body = Full<Bytes>;
+/// Boxed, so a bundle from the update feed can stream from its file.
+type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A body already in memory.
+fn full(bytes: impl Into<Bytes>) -> Body {
+    use http_body_util::BodyExt as _;
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// Headers on every answer but a WebSocket upgrade: the client's Content-Security-Policy
 /// (see [`CONTENT_SECURITY_POLICY`]), no framing, no content sniffing, and a referrer
@@ -109,7 +118,7 @@ async fn route(req: Request<Incoming>, addr: SocketAddr, shared: Arc<Shared>) ->
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -128,9 +137,9 @@ fn static_file(req: &Request<Incoming>, path: &str, shared: &Shared) -> Response
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok());
     let mut resp = match parse_range(range, len) {
-        Ok(None) => Response::new(Full::new(Bytes::from(asset.body))),
+        Ok(None) => Response::new(full(asset.body)),
         Ok(Some((start, end))) => {
-            let mut resp = Response::new(Full::new(Bytes::from(asset.body).slice(start..=end)));
+            let mut resp = Response::new(full(Bytes::from(asset.body).slice(start..=end)));
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
             resp.headers_mut().insert(
                 header::CONTENT_RANGE,
@@ -226,7 +235,7 @@ async fn doc_access(
         granted = shared
             .guard
             .check_token(ip, verdict)
-            .map_err(|denied| denied_response(shared, denied))?;
+            .map_err(|denied| Box::new(denied_response(shared, denied)))?;
     }
     // The password path is for clients that cannot join first.
     if !granted && let Some(password) = query.get("password") {
@@ -235,7 +244,7 @@ async fn doc_access(
                 .guard
                 .verify_password(ip, room, password.clone(), hash)
                 .await
-                .map_err(|denied| denied_response(shared, denied))?;
+                .map_err(|denied| Box::new(denied_response(shared, denied)))?;
     }
     if granted {
         Ok(Endpoint::Document {
@@ -252,7 +261,7 @@ async fn doc_access(
 }
 
 /// 429 (or 500) for a check the limiter refused.
-fn denied_response(shared: &Shared, denied: Denied) -> Box<Response<Body>> {
+fn denied_response(shared: &Shared, denied: Denied) -> Response<Body> {
     let code = denied.code();
     shared.metrics.error(code);
     let status = if code == ErrorCode::Internal {
@@ -263,7 +272,7 @@ fn denied_response(shared: &Shared, denied: Denied) -> Box<Response<Body>> {
     let mut resp = text(status, format!("{code}: {denied}\n"));
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(denied.retry_secs()));
-    Box::new(resp)
+    resp
 }
 
 fn percent_decode(s: &str) -> String {
@@ -380,7 +389,7 @@ fn upgrade(
         }
         shared.metrics.connections.fetch_sub(1, Relaxed);
     });
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(full(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
