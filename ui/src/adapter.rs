@@ -6,6 +6,7 @@
 
 mod apply;
 mod connect;
+mod model;
 mod pairing;
 mod stage;
 mod updates;

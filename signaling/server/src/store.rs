@@ -101,8 +101,26 @@ const MIGRATIONS: &[&str] = &[
     // 3: a room's document goes with the room; the bytes of documents are counted.
     MIGRATION_FOLLOW_ROOMS,
     // 4: enrolled kiosks and their pairing codes.
-    crate::pairing::store::MIGRATION,
+    MIGRATION_PAIRING,
 ];
+
+/// Enrolled kiosks and their pairing codes ([`crate::pairing::store`]).
+pub(crate) const MIGRATION_PAIRING: &str = "
+    CREATE TABLE kiosks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        token_hash BLOB NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        last_seen REAL
+    );
+    CREATE TABLE pairing_codes (
+        code TEXT PRIMARY KEY,
+        kiosk INTEGER NOT NULL REFERENCES kiosks(id) ON DELETE CASCADE,
+        issued_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0
+    );
+";
 
 /// Migration: documents follow their rooms, and the bytes they take are counted.
 ///

@@ -1,7 +1,8 @@
 //! [`Update`]s onto the `Api` global.
 
-use slint::{ComponentHandle as _, Image, Model, ModelRc, VecModel};
+use slint::{ComponentHandle as _, Image, Model, VecModel};
 
+use super::model::model;
 use super::pairing::{show_paired, show_pairing};
 use super::stage::set_peers;
 use super::updates::show_update;
@@ -10,10 +11,6 @@ use crate::frames::check_rgba;
 use crate::generated as g;
 use crate::generated::{Api, MainWindow};
 use crate::view::{CallStatus, ChatLine, FileState, FileView, Page, Picture, Update, format_size};
-
-pub(super) fn model<T: Clone + 'static>(rows: Vec<T>) -> ModelRc<T> {
-    ModelRc::new(VecModel::from(rows))
-}
 
 /// Applies one update on the UI thread.
 pub(super) fn apply(window: &MainWindow, shared: &Shared, update: Update) {

@@ -2,7 +2,7 @@
 
 use slint::Image;
 
-use super::apply::model;
+use super::model::model;
 use crate::generated as g;
 use crate::generated::Api;
 use crate::qr;

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use slint::{ComponentHandle as _, Image, Model};
 
-use super::apply::model;
+use super::model::model;
 use super::{Frame, Shared, lock};
 use crate::frames::TileKey;
 use crate::generated as g;

@@ -18,24 +18,6 @@ use super::codes::Code;
 use super::{EnrolledKiosk, KioskId};
 use crate::hub::Millis;
 
-/// The tables (a store migration).
-pub const MIGRATION: &str = "
-    CREATE TABLE kiosks (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        token_hash BLOB NOT NULL UNIQUE,
-        created_at REAL NOT NULL,
-        last_seen REAL
-    );
-    CREATE TABLE pairing_codes (
-        code TEXT PRIMARY KEY,
-        kiosk INTEGER NOT NULL REFERENCES kiosks(id) ON DELETE CASCADE,
-        issued_at REAL NOT NULL,
-        expires_at REAL NOT NULL,
-        used INTEGER NOT NULL DEFAULT 0
-    );
-";
-
 /// Why an enrolment change was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -248,7 +230,7 @@ mod tests {
     fn db() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-        conn.execute_batch(MIGRATION).unwrap();
+        conn.execute_batch(crate::store::MIGRATION_PAIRING).unwrap();
         conn
     }
 
