@@ -29,6 +29,7 @@
 pub mod clock;
 pub mod codec;
 pub mod congestion;
+pub mod docs;
 pub mod media;
 pub mod peer;
 pub mod rtcp;
