@@ -6,6 +6,7 @@
 //! - [`docs`]: shared-document fan-out, Portal against `@y/websocket-server` (Node.js).
 //! - [`browser`]: the browser client's join and file figures, which the kiosk is held to.
 //! - [`kiosk`]: the release kiosk beside a headless Chromium in the same 1:1 720p30 call.
+//! - [`pair`]: pairing a laptop with the kiosk and presenting, against a Chromium screen share.
 //! - [`ota`]: the update agent's download against curl, and the cost of resuming.
 //! - [`ui`]: the kiosk UI's frame time with four 720p tiles against one, software renderer.
 
@@ -13,6 +14,7 @@ mod browser;
 mod docs;
 mod kiosk;
 mod ota;
+mod pair;
 mod server;
 mod signaling;
 mod ui;
@@ -21,5 +23,6 @@ pub(crate) use browser::browser;
 pub(crate) use docs::docs;
 pub(crate) use kiosk::kiosk;
 pub(crate) use ota::ota;
+pub(crate) use pair::pair;
 pub(crate) use signaling::signaling;
 pub(crate) use ui::ui;
