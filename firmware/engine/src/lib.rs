@@ -28,6 +28,7 @@ pub mod backoff;
 pub mod chat;
 pub mod engine;
 pub mod file_key;
+pub mod follow;
 pub mod lobby;
 pub mod names;
 pub mod remote;
