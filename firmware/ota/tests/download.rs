@@ -36,15 +36,7 @@ async fn feed(dir: &TempDir, bundle: &[u8], size: u64) -> (ServerProc, String, M
 }
 
 fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    portal_testkit::noise(len, 0x9e37_79b9_7f4a_7c15)
 }
 
 fn opts() -> DownloadOptions {

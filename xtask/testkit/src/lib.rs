@@ -10,6 +10,7 @@
 //! - With the `rauc` feature: [`rauc`]: test keys, signed bundles and a RAUC system
 //!   with file-backed slots on a private bus.
 
+mod bytes;
 mod process;
 mod server;
 mod temp;
@@ -22,6 +23,7 @@ mod node;
 #[cfg(feature = "rauc")]
 pub mod rauc;
 
+pub use bytes::noise;
 pub use process::Process;
 pub use server::{
     ServerBuilder, ServerProc, enrol_kiosk, listen_addr, server_bin, web_dist, workspace_root,

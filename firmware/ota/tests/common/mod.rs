@@ -28,19 +28,6 @@ pub struct Rig {
     pub dir: TempDir,
 }
 
-/// Deterministic bytes squashfs cannot shrink.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 impl Rig {
     /// RAUC booted from A, trusting `good` keys; a feed offering nothing yet.
     pub fn new(tag: &str) -> Rig {
@@ -89,7 +76,7 @@ impl Rig {
         let keys = keys.unwrap_or(&self.keys).clone();
         let content = self.dir.join(format!("content-{version}"));
         std::fs::create_dir_all(&content).unwrap();
-        self.image = noise(len, 7);
+        self.image = portal_testkit::noise(len, 7);
         std::fs::write(content.join("rootfs.img"), &self.image).unwrap();
         let out = self.feed_dir().join(format!("portal-{version}.raucb"));
         let built = build_bundle(&BundleSpec {

@@ -399,6 +399,14 @@ impl Registry {
         tell_kiosk: bool,
         out: &mut Vec<Out>,
     ) {
+        for laptop in self.laptops_of(kiosk) {
+            self.end_pairing(laptop, reason, tell_kiosk, out);
+        }
+    }
+
+    /// The laptops paired with `kiosk`, in peer id order (so what they are sent is
+    /// the same on every run).
+    fn laptops_of(&self, kiosk: KioskId) -> Vec<PeerId> {
         let mut laptops: Vec<PeerId> = self
             .pairs
             .iter()
@@ -406,9 +414,7 @@ impl Registry {
             .map(|(l, _)| *l)
             .collect();
         laptops.sort_unstable();
-        for laptop in laptops {
-            self.end_pairing(laptop, reason, tell_kiosk, out);
-        }
+        laptops
     }
 
     /// Codes that expired are replaced, pairings past their time end, and what is old

@@ -120,14 +120,7 @@ impl Registry {
             );
             return out;
         };
-        let mut laptops: Vec<PeerId> = self
-            .pairs
-            .iter()
-            .filter(|(_, p)| p.kiosk == kiosk)
-            .map(|(l, _)| *l)
-            .collect();
-        laptops.sort_unstable();
-        for laptop in laptops {
+        for laptop in self.laptops_of(kiosk) {
             send(
                 &mut out,
                 laptop,
