@@ -461,7 +461,9 @@ async fn open(config: TransportConfig) -> Result<Ws, String> {
     }
 }
 
-fn default_tls() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+/// The web's root certificates, ring, safe protocol versions: the TLS of every
+/// connection this crate opens to the rooms server without a configured one.
+pub(crate) fn default_tls() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };

@@ -219,9 +219,8 @@ async fn open(config: &DocConfig, url: &str) -> Result<Ws, DocError> {
     let connector = if url.starts_with("wss://") {
         let tls = match &config.tls {
             Some(tls) => Arc::clone(tls),
-            None => {
-                default_tls().map_err(|e| DocError::Connection(format!("TLS setup failed: {e}")))?
-            }
+            None => crate::signaling::default_tls()
+                .map_err(|e| DocError::Connection(format!("TLS setup failed: {e}")))?,
         };
         Some(Connector::Rustls(tls))
     } else {
@@ -280,18 +279,6 @@ async fn close(ws: &mut Ws, code: CloseCode) {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
-}
-
-fn default_tls() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// Waits between attempts: doubling from `first` up to `max`, each with ±25 % jitter so
