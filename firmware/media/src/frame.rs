@@ -14,3 +14,25 @@ pub struct VideoFrame {
     pub data: Bytes,
     pub pts: Option<Duration>,
 }
+
+/// The video format of a decoded sample, when its caps say one.
+pub(crate) fn video_info(sample: &gstreamer::Sample) -> Option<gstreamer_video::VideoInfo> {
+    gstreamer_video::VideoInfo::from_caps(sample.caps()?).ok()
+}
+
+/// An RGBA `sample` (described by `info`) as a [`VideoFrame`], without copying its pixels.
+pub(crate) fn to_frame(
+    sample: &gstreamer::Sample,
+    info: &gstreamer_video::VideoInfo,
+) -> Option<VideoFrame> {
+    let buffer = sample.buffer_owned()?;
+    let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds()));
+    let mapped = buffer.into_mapped_buffer_readable().ok()?;
+    Some(VideoFrame {
+        width: info.width(),
+        height: info.height(),
+        stride: u32::try_from(*info.stride().first()?).ok()?,
+        data: Bytes::from_owner(mapped),
+        pts,
+    })
+}

@@ -8,6 +8,10 @@
 //! - [`Receiver`]: one remote track's RTP packets through a jitter buffer, depayloader and
 //!   decoder to RGBA frames for a frame sink, or to the board's speaker; counters, a
 //!   keyframe-request hook for PLIs, and PNG snapshots.
+//! - [`Player`]: a direct video URL for watch-together through `playbin3`, frames to a
+//!   frame sink and sound to the speaker, with play, pause, accurate seeks, rate changes
+//!   (pitch kept by `scaletempo`), typed errors for links that cannot play, and a status
+//!   cheap enough to poll.
 //!
 //! Devices are element descriptions from `portal-board`, so tests run the real pipelines
 //! on test sources without hardware (`audiotestsrc`, `videotestsrc`, and [`simcam`], this
@@ -17,6 +21,7 @@
 //! `portal-net` speaks.
 
 pub mod frame;
+pub mod player;
 pub mod receiver;
 pub mod sample;
 pub mod select;
@@ -24,11 +29,13 @@ pub mod sender;
 pub mod simcam;
 pub mod snapshot;
 
+mod delivery;
 mod error;
 mod pipeline;
 
-pub use error::MediaError;
+pub use error::{MediaError, PlaybackError, PlaybackErrorKind};
 pub use frame::VideoFrame;
+pub use player::{PlaybackStatus, Player, PlayerConfig};
 pub use portal_proto::media::{Codec, KeyframeRequest};
 pub use receiver::{FrameSink, KeyframeHook, Receiver, ReceiverConfig, ReceiverStats};
 pub use sample::{Delivery, EncodedSample, SampleCallback};

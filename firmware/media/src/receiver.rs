@@ -19,12 +19,10 @@
 //! [`KeyframeRequest`] hook, which should send a PLI to the remote peer. The depayloader
 //! also asks at the start, so a track that starts mid-stream gets a PLI at once.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -32,7 +30,8 @@ use gstreamer_video as gst_video;
 use portal_board::{BoardFacts, Sink};
 use portal_proto::media::{Codec, KeyframeRequest};
 
-use crate::frame::VideoFrame;
+use crate::delivery::Delivery;
+use crate::frame::{VideoFrame, to_frame, video_info};
 use crate::pipeline::{BusHook, Pipeline, first_that_builds};
 use crate::select::{h264_decoder, require};
 use crate::{MediaError, init};
@@ -113,13 +112,6 @@ struct Counters {
     first_frame_unix_ms: AtomicU64,
 }
 
-/// The newest frame, waiting for the delivery thread.
-#[derive(Debug, Default)]
-struct Mailbox {
-    slot: Mutex<(Option<VideoFrame>, bool)>,
-    ready: Condvar,
-}
-
 /// A remote track being decoded. Dropping it stops the pipeline.
 pub struct Receiver {
     codec: Codec,
@@ -129,9 +121,8 @@ pub struct Receiver {
     counters: Arc<Counters>,
     /// The newest decoded sample, RGBA when frames go to a sink, else the decoder's format.
     latest: Arc<Mutex<Option<gst::Sample>>>,
-    mailbox: Arc<Mailbox>,
-    delivery: Option<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+    /// Frames to the frame sink, when there is one.
+    delivery: Option<Delivery>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -262,9 +253,7 @@ impl Receiver {
             jitter,
             counters,
             latest: Arc::new(Mutex::new(None)),
-            mailbox: Arc::new(Mailbox::default()),
             delivery: None,
-            stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -272,8 +261,10 @@ impl Receiver {
         let appsink: gst_app::AppSink = self.pipeline.get("sink")?;
         let counters = Arc::clone(&self.counters);
         let latest = Arc::clone(&self.latest);
-        let mailbox = Arc::clone(&self.mailbox);
-        let deliver = sink.is_some();
+        self.delivery = sink
+            .map(|sink| Delivery::start("portal-frames", sink))
+            .transpose()?;
+        let poster = self.delivery.as_ref().map(Delivery::poster);
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |appsink| {
@@ -290,62 +281,19 @@ impl Receiver {
                         u64::from(info.width()) << 32 | u64::from(info.height()),
                         Ordering::Relaxed,
                     );
-                    let frame = if deliver {
-                        to_frame(&sample, &info)
-                    } else {
-                        None
-                    };
+                    let frame = poster.as_ref().and_then(|_| to_frame(&sample, &info));
                     *latest
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sample);
-                    if let Some(frame) = frame {
-                        let mut slot = mailbox
-                            .slot
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        if slot.0.replace(frame).is_some() {
-                            counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                        mailbox.ready.notify_one();
+                    if let (Some(poster), Some(frame)) = (&poster, frame)
+                        && poster.post(frame)
+                    {
+                        counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
         );
-        if let Some(mut sink) = sink {
-            let mailbox = Arc::clone(&self.mailbox);
-            let stop = Arc::clone(&self.stop);
-            let handle = std::thread::Builder::new()
-                .name("portal-frames".into())
-                .spawn(move || {
-                    loop {
-                        let frame = {
-                            let mut slot = mailbox
-                                .slot
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner);
-                            while slot.0.is_none() && !slot.1 {
-                                slot = mailbox
-                                    .ready
-                                    .wait(slot)
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                            }
-                            if slot.1 || stop.load(Ordering::Relaxed) {
-                                return;
-                            }
-                            slot.0.take()
-                        };
-                        if let Some(frame) = frame {
-                            sink(&frame);
-                        }
-                    }
-                })
-                .map_err(|e| MediaError::Io {
-                    path: "frame delivery thread".into(),
-                    source: e,
-                })?;
-            self.delivery = Some(handle);
-        }
         Ok(())
     }
 
@@ -422,24 +370,6 @@ impl Receiver {
     }
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        {
-            let mut slot = self
-                .mailbox
-                .slot
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            slot.1 = true;
-            self.mailbox.ready.notify_all();
-        }
-        if let Some(handle) = self.delivery.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
 fn appsrc(config: &ReceiverConfig) -> String {
     let codec = config.codec;
     let media = if codec.is_video() { "video" } else { "audio" };
@@ -482,24 +412,6 @@ fn bus_hook(counters: &Arc<Counters>, on_keyframe: Option<KeyframeHook>) -> BusH
             }
             _ => {}
         }
-    })
-}
-
-fn video_info(sample: &gst::Sample) -> Option<gst_video::VideoInfo> {
-    gst_video::VideoInfo::from_caps(sample.caps()?).ok()
-}
-
-/// An RGBA `sample` (described by `info`) as a [`VideoFrame`].
-fn to_frame(sample: &gst::Sample, info: &gst_video::VideoInfo) -> Option<VideoFrame> {
-    let buffer = sample.buffer_owned()?;
-    let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds()));
-    let mapped = buffer.into_mapped_buffer_readable().ok()?;
-    Some(VideoFrame {
-        width: info.width(),
-        height: info.height(),
-        stride: u32::try_from(*info.stride().first()?).ok()?,
-        data: Bytes::from_owner(mapped),
-        pts,
     })
 }
 

@@ -6,7 +6,9 @@
 //! - [`ServerProc`]: the real `portal-server` on a free port ([`server_bin`] says which).
 //! - [`wait_until`]: polls a condition until it holds or a time limit passes.
 //! - With the `tokio` feature: [`wait_until_async`], [`NodeDriver`] (a `node` script
-//!   spoken to in JSON lines) and [`http`] (one raw HTTP/1.1 request).
+//!   spoken to in JSON lines), [`http`] (one raw HTTP/1.1 request), and for video:
+//!   [`make_clip`] (a GStreamer-made test clip) and [`RangeServer`] (a file over HTTP with
+//!   byte ranges).
 //! - With the `rauc` feature: [`rauc`]: test keys, signed bundles and a RAUC system
 //!   with file-backed slots on a private bus.
 
@@ -18,6 +20,8 @@ mod wait;
 
 #[cfg(feature = "tokio")]
 mod http;
+#[cfg(feature = "tokio")]
+mod media_http;
 #[cfg(feature = "tokio")]
 mod node;
 #[cfg(feature = "rauc")]
@@ -33,6 +37,8 @@ pub use wait::wait_until;
 
 #[cfg(feature = "tokio")]
 pub use http::{HttpReply, http};
+#[cfg(feature = "tokio")]
+pub use media_http::{RangeServer, make_clip};
 #[cfg(feature = "tokio")]
 pub use node::NodeDriver;
 #[cfg(feature = "tokio")]
