@@ -1,11 +1,13 @@
 //! The thin layer between the `Api` global and the plain view types.
 //!
 //! Split by what it does: `connect` turns callbacks into [`UiEvent`]s, `apply` shows
-//! [`Update`]s (with `stage` for the call's tiles, `updates` for the update section and
-//! `pairing` for laptop pairing), and this file holds the window and its handles.
+//! [`Update`]s (with `stage` for the call's tiles, `editor` for the read-along editor and
+//! the stage's content, `updates` for the update section and `pairing` for laptop
+//! pairing), and this file holds the window and its handles.
 
 mod apply;
 mod connect;
+mod editor;
 mod model;
 mod pairing;
 mod stage;
@@ -44,6 +46,8 @@ struct Shared {
     counters: FrameCounters,
     /// Only touched on the UI thread; a mutex so handles can carry it across threads.
     placement: Mutex<Placement>,
+    /// The read-along editor's state; UI thread only, like `placement`.
+    editor: Mutex<editor::EditorState>,
 }
 
 /// Where each tile sits, and the last frame of every tile (so a peer moving between
@@ -93,14 +97,14 @@ impl Ui {
             &window.global::<Api>(),
             &(Rc::new(on_event) as Rc<dyn Fn(UiEvent)>),
         );
-        Ok(Self {
-            window,
-            shared: Arc::new(Shared {
-                slots: Mutex::default(),
-                counters: FrameCounters::default(),
-                placement: Mutex::default(),
-            }),
-        })
+        let shared = Arc::new(Shared {
+            slots: Mutex::default(),
+            counters: FrameCounters::default(),
+            placement: Mutex::default(),
+            editor: Mutex::default(),
+        });
+        editor::connect_rows(&window, &shared);
+        Ok(Self { window, shared })
     }
 
     /// Like [`Ui::new`], with the events going to a channel.
@@ -181,6 +185,11 @@ impl fmt::Debug for UiHandle {
 impl UiHandle {
     /// Shows `update` when the UI thread gets to it.
     pub fn apply(&self, update: Update) {
+        if matches!(update, Update::Editor(Some(_))) {
+            // The syntax definitions load once, on the first document: here, on the
+            // caller's thread, rather than as a stall of the UI thread.
+            crate::editor::load();
+        }
         let shared = Arc::clone(&self.shared);
         if let Err(error) = self
             .window

@@ -55,4 +55,21 @@ pub enum UiEvent {
     InstallUpdateNow,
     /// Forget the paired laptop with this [`PairedLaptop::id`](crate::PairedLaptop::id).
     Unpair(String),
+    /// A tab above the stage was tapped: put this on the stage. Sent again for what is
+    /// already there (the engine decides; a second tap unpins).
+    PinContent(StageTarget),
+}
+
+/// What a tab above the stage asks to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StageTarget {
+    /// This peer's camera.
+    Peer(u64),
+    /// This peer's shared screen.
+    Screen(u64),
+    /// The read-along editor.
+    Editor,
+    /// The watch-together video.
+    Watch,
 }

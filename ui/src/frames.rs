@@ -17,6 +17,9 @@ pub enum TileKey {
     Camera(u64),
     /// A peer's shared screen.
     Screen(u64),
+    /// The watch-together video, shown when the stage shows it
+    /// ([`StageView::Watch`](crate::StageView::Watch)).
+    Watch,
 }
 
 /// A frame that cannot be shown.

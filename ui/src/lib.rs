@@ -10,6 +10,7 @@
 //! The public types are plain Rust; no Slint type is needed to drive the UI.
 
 mod adapter;
+mod editor;
 mod event;
 mod frames;
 mod qr;
@@ -19,12 +20,12 @@ mod view;
 use portal_ui_views as generated;
 
 pub use adapter::{Ui, UiError, UiHandle};
-pub use event::UiEvent;
+pub use event::{StageTarget, UiEvent};
 pub use frames::{FrameError, FrameStats, TileKey};
 pub use view::{
-    CallStatus, ChatLine, DeviceInfo, Devices, FilePrompt, FileState, FileView, JoinFailure, Page,
-    PairedLaptop, PairingView, PeerView, Picture, Quality, RoomView, ServerSetup, Update,
-    UpdatePhase, UpdateView, format_size, occupancy,
+    CallStatus, ChatLine, DeviceInfo, Devices, EditorCursor, EditorView, FilePrompt, FileState,
+    FileView, JoinFailure, Page, PairedLaptop, PairingView, PeerView, Picture, Quality, RoomView,
+    ServerSetup, StageView, Update, UpdatePhase, UpdateView, format_size, occupancy,
 };
 
 /// The generated Slint component, for tests and tools that look inside the views

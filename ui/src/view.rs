@@ -1,8 +1,10 @@
 //! Plain view types: what Rust tells the UI to show.
 
+mod editor;
 mod pairing;
 mod update;
 
+pub use editor::{EditorCursor, EditorView, StageView};
 pub use pairing::{PairedLaptop, PairingView};
 pub use update::{UpdatePhase, UpdateView};
 
@@ -220,6 +222,18 @@ pub enum Update {
     Pairing(Option<PairingView>),
     /// The laptops paired with this kiosk, listed on the home page.
     Paired(Vec<PairedLaptop>),
+    /// The room's code document, shown read-only when the stage shows the editor, or
+    /// `None`: the room has no document (no editor tab, and the view forgets the text).
+    /// Send every change: only the lines on screen are coloured, and only the lines from
+    /// shortly before a change are parsed again.
+    Editor(Option<EditorView>),
+    /// The room has a watch-together video (a "Video" tab above the stage), or no longer
+    /// has one (its last frame is dropped). Its frames come with
+    /// [`TileKey::Watch`](crate::TileKey::Watch).
+    WatchAvailable(bool),
+    /// What fills the stage. Until the first one, and after a call ends, the stage shows
+    /// the peer on stage ([`StageView::Peer`]).
+    Stage(StageView),
 }
 
 /// How many people are in a room, for [`RoomView::detail`]: "Empty", "1 person here",

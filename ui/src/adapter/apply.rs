@@ -2,6 +2,7 @@
 
 use slint::{ComponentHandle as _, Image, Model, VecModel};
 
+use super::editor::{show_editor, show_stage, show_watch_available};
 use super::model::model;
 use super::pairing::{show_paired, show_pairing};
 use super::stage::set_peers;
@@ -10,7 +11,9 @@ use super::{Frame, Shared};
 use crate::frames::check_rgba;
 use crate::generated as g;
 use crate::generated::{Api, MainWindow};
-use crate::view::{CallStatus, ChatLine, FileState, FileView, Page, Picture, Update, format_size};
+use crate::view::{
+    CallStatus, ChatLine, FileState, FileView, Page, Picture, StageView, Update, format_size,
+};
 
 /// Applies one update on the UI thread.
 pub(super) fn apply(window: &MainWindow, shared: &Shared, update: Update) {
@@ -56,6 +59,9 @@ pub(super) fn apply(window: &MainWindow, shared: &Shared, update: Update) {
             api.set_in_call(false);
             api.set_room_name("".into());
             set_peers(&api, shared, &[]);
+            show_editor(&api, shared, None);
+            show_watch_available(&api, shared, false);
+            show_stage(&api, StageView::Peer);
             api.set_chat(model(Vec::new()));
             api.set_unread_chat(0);
             api.set_has_file_prompt(false);
@@ -145,6 +151,9 @@ pub(super) fn apply(window: &MainWindow, shared: &Shared, update: Update) {
         Update::Update(view) => show_update(&api, view.as_ref()),
         Update::Pairing(pairing) => show_pairing(&api, pairing.as_ref()),
         Update::Paired(laptops) => show_paired(&api, laptops),
+        Update::Editor(view) => show_editor(&api, shared, view),
+        Update::WatchAvailable(available) => show_watch_available(&api, shared, available),
+        Update::Stage(stage) => show_stage(&api, stage),
     }
 }
 

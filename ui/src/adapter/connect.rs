@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use super::editor::pin_content;
 use crate::event::UiEvent;
 use crate::generated::Api;
 
@@ -65,6 +66,14 @@ pub(super) fn connect(api: &Api<'_>, on_event: &Rc<dyn Fn(UiEvent)>) {
                 on_event(UiEvent::Pin(Some(id)));
             } else {
                 tracing::warn!(%peer, "pin for a tile without a peer id");
+            }
+        });
+    }
+    {
+        let on_event = Rc::clone(on_event);
+        api.on_pin_content(move |content, peer, screen| {
+            if let Some(event) = pin_content(content, &peer, screen) {
+                on_event(event);
             }
         });
     }

@@ -67,7 +67,7 @@ pub(super) fn set_peers(api: &Api<'_>, shared: &Shared, peers: &[PeerView]) {
     let live: HashSet<TileKey> = peers
         .iter()
         .flat_map(|p| [TileKey::Camera(p.id), TileKey::Screen(p.id)])
-        .chain([TileKey::SelfView])
+        .chain([TileKey::SelfView, TileKey::Watch])
         .collect();
     placement.last.retain(|key, _| live.contains(key));
     lock(&shared.slots).retain(|key, _| live.contains(key));
@@ -95,6 +95,9 @@ pub(super) fn show_frame(window: &MainWindow, shared: &Shared, key: TileKey, fra
     if key == TileKey::SelfView {
         api.set_self_view(image);
         api.set_self_view_has_frame(true);
+    } else if key == TileKey::Watch {
+        api.set_watch_frame(image);
+        api.set_watch_has_frame(true);
     } else if placement.stage == Some(key) {
         let mut stage = api.get_stage();
         stage.frame = image;

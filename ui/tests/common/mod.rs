@@ -2,6 +2,8 @@
 //! driven only through accessible labels.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod snapshot;
+
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
