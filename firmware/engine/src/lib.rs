@@ -15,11 +15,18 @@
 //!   channel, exactly as `portal_proto::channel` specifies; [`names`] makes offered file
 //!   names safe.
 //! - [`backoff`]: reconnect and ICE-restart delays with seeded jitter.
-//! - [`stage`]: which peer the room display shows large.
+//! - [`stage`]: what the room display shows large: a screen share, else the editor's
+//!   presenter, else the watch-together video, else the active speaker, else the
+//!   filmstrip; a tap pins something else until the rule changes.
+//! - [`watch`]: watch-together: where the room's video stands on the server's clock
+//!   ([`watch::position_at`]) and what a local
+//!   player must do to be there ([`watch::SyncController`], the browser's
+//!   `watchsync.ts` in Rust).
+//! - [`follow`]: whose cursor the read-along editor keeps in sight.
 //! - [`file_key`]: `PEER-ID`, how people and tools name a transfer.
 //! - [`lobby`]: the home screen's occupancy question (how many people are in a room).
 //! - [`engine`]: the session that ties them together: the call with the server, the
-//!   peer connections, chat and files.
+//!   peer connections, chat and files, the room's watch state, the stage.
 //!
 //! `cargo xtask lint` checks that this crate never depends on tokio, gstreamer, webrtc,
 //! rtc or slint.
@@ -35,6 +42,7 @@ pub mod remote;
 pub mod room;
 pub mod stage;
 pub mod transfer;
+pub mod watch;
 
 pub use engine::{
     BitrateConfig, CallState, Channel, ConnectionState, Engine, EngineConfig, EngineError, Event,
@@ -42,5 +50,5 @@ pub use engine::{
 };
 pub use file_key::{BadFileId, FileKey, FileRef};
 pub use room::{OfferRole, Peer};
-pub use stage::StageReason;
+pub use stage::{StageChoice, StageContent, StageReason};
 pub use transfer::{FileAction, FileStats, ReceivePolicy, Transfer, TransferState};

@@ -7,7 +7,7 @@ use std::time::Instant;
 use portal_engine::transfer::FileConfig;
 use portal_engine::{
     Channel, Engine, EngineConfig, EngineError, Event, FileKey, FileRef, Input, MediaState, Output,
-    ReceivePolicy,
+    ReceivePolicy, StageContent,
 };
 use portal_proto::channel::{ChatChannelMessage, FileMessage};
 use portal_proto::{PeerId, Role};
@@ -100,9 +100,9 @@ fn a_snapshot_takes_the_asked_peer_then_the_stage_then_the_first() {
         e.snapshot_peer(Some(PeerId(9))),
         Err(EngineError::UnknownPeer(PeerId(9)))
     );
-    let on_stage = e.stage().map(|(p, _)| p).expect("someone is on stage");
+    let on_stage = e.stage().content.peer().expect("someone is on stage");
     assert_eq!(e.snapshot_peer(None), Ok(on_stage));
-    e.pin(Some(PeerId(4)));
+    e.pin(Some(StageContent::Camera(PeerId(4))));
     assert_eq!(e.snapshot_peer(None), Ok(PeerId(4)));
 
     let mut empty = Engine::new(EngineConfig::new("r", "k"));

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use portal_engine::{
-    Channel, ConnectionState, Engine, EngineConfig, Event, Input, OfferRole, Output, StageReason,
+    Channel, ConnectionState, Engine, EngineConfig, Event, Input, OfferRole, Output, StageChoice,
+    StageContent, StageReason,
 };
 use portal_proto::{
     ClientMessage, PeerId, Role, SdpType, ServerMessage, SessionDescription, SignalData,
@@ -459,7 +460,11 @@ fn the_encoder_follows_the_lowest_send_estimate_within_bounds() {
 fn chat_state_screen_share_and_audio_drive_the_stage() {
     let t0 = Instant::now();
     let mut e = in_room(t0);
-    assert_eq!(e.stage(), Some((PeerId(3), StageReason::First)));
+    let on = |peer, reason| StageChoice {
+        content: StageContent::Camera(PeerId(peer)),
+        reason,
+    };
+    assert_eq!(e.stage(), on(3, StageReason::First));
     for peer in [3, 5, 12] {
         e.handle(
             t0,
@@ -486,7 +491,7 @@ fn chat_state_screen_share_and_audio_drive_the_stage() {
             },
         );
     }
-    assert_eq!(e.stage(), Some((PeerId(5), StageReason::Speaking)));
+    assert_eq!(e.stage(), on(5, StageReason::Speaking));
     e.handle(
         t0 + Duration::from_secs(2),
         Input::ChatText {
@@ -495,14 +500,17 @@ fn chat_state_screen_share_and_audio_drive_the_stage() {
                 .into(),
         },
     );
-    assert_eq!(e.stage(), Some((PeerId(12), StageReason::ScreenShare)));
-    e.pin(Some(PeerId(3)));
-    assert_eq!(e.stage(), Some((PeerId(3), StageReason::Pinned)));
+    assert_eq!(
+        e.stage(),
+        StageChoice {
+            content: StageContent::Screen(PeerId(12)),
+            reason: StageReason::ScreenShare
+        }
+    );
+    e.pin(Some(StageContent::Camera(PeerId(3))));
+    assert_eq!(e.stage(), on(3, StageReason::Pinned));
     let outs = drain(&mut e);
-    assert!(outs.contains(&Output::Event(Event::Stage(Some((
-        PeerId(3),
-        StageReason::Pinned
-    ))))));
+    assert!(outs.contains(&Output::Event(Event::Stage(on(3, StageReason::Pinned)))));
 
     // Chat from the kiosk goes to every open chat channel, and is logged once.
     e.send_chat(1_700_000_000_000.0, "Welcome to room 4.01")

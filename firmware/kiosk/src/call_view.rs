@@ -12,13 +12,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use portal_engine::{CallState, Engine, Event, FileKey, StageReason, TransferState};
+use portal_engine::{CallState, Engine, Event, FileKey, StageContent, StageReason, TransferState};
 use portal_proto::PeerId;
 use portal_proto::channel::TransferSide;
 use portal_proto::media::{ConnectionState, Slot};
 use portal_ui::{
-    CallStatus, ChatLine, FilePrompt, FileState, FileView, PeerView, Picture, Quality, TileKey,
-    UiHandle, Update,
+    CallStatus, ChatLine, FilePrompt, FileState, FileView, PeerView, Picture, Quality, StageView,
+    TileKey, UiHandle, Update,
 };
 
 use crate::link::{FrameRoute, Link};
@@ -50,22 +50,20 @@ impl CallView {
                 Slot::Screen => TileKey::Screen(peer.0),
                 _ => TileKey::Camera(peer.0),
             };
-            let row = frame.width as usize * 4;
-            let result = if frame.stride as usize == row {
-                ui.push_frame(key, frame.width, frame.height, &frame.data)
-            } else {
-                let packed: Vec<u8> = frame
-                    .data
-                    .chunks(frame.stride as usize)
-                    .flat_map(|r| &r[..row.min(r.len())])
-                    .copied()
-                    .collect();
-                ui.push_frame(key, frame.width, frame.height, &packed)
-            };
-            if let Err(e) = result {
+            if let Err(e) = push(&ui, key, frame) {
                 tracing::debug!(%peer, error = %e, "frame not shown");
             }
         })
+    }
+
+    /// The read-along editor (`None`: nothing to read).
+    pub(crate) fn editor(&mut self, view: Option<portal_ui::EditorView>) {
+        self.ui.apply(Update::Editor(view));
+    }
+
+    /// Whether the room watches a video (the stage may show it; a tab offers it).
+    pub(crate) fn watch_available(&mut self, available: bool) {
+        self.ui.apply(Update::WatchAvailable(available));
     }
 
     /// The speaker's volume, 0 to 1.
@@ -91,10 +89,18 @@ impl CallView {
                 self.ui.apply(Update::MicMuted(!state.audio));
                 self.ui.apply(Update::CameraOff(!state.video));
             }
+            Event::Stage(choice) => {
+                self.ui.apply(Update::Stage(match choice.content {
+                    StageContent::Screen(_) | StageContent::Camera(_) => StageView::Peer,
+                    StageContent::Editor => StageView::Editor,
+                    StageContent::Watch => StageView::Watch,
+                    StageContent::Filmstrip => StageView::Filmstrip,
+                }));
+                self.show_peers(engine, links);
+            }
             Event::PeerAdded(_)
             | Event::PeerRemoved(_)
             | Event::PeerMedia { .. }
-            | Event::Stage(_)
             | Event::Joined { .. } => {
                 self.show_peers(engine, links);
                 // Names in the files list follow the peers.
@@ -139,8 +145,9 @@ impl CallView {
                     muted: !media.audio,
                     camera_off: !media.video,
                     quality: quality(engine.peer_connection(p.id), lost),
-                    on_stage: stage.is_some_and(|(s, _)| s == p.id),
-                    pinned: stage == Some((p.id, StageReason::Pinned)),
+                    on_stage: stage.content.peer() == Some(p.id),
+                    pinned: stage.content.peer() == Some(p.id)
+                        && stage.reason == StageReason::Pinned,
                     has_screen: media.screen,
                 }
             })
@@ -266,4 +273,33 @@ fn decode_image(path: &std::path::Path) -> anyhow::Result<Picture> {
         height: frame.height,
         rgba,
     })
+}
+
+/// The watch-together video's decoded frames to the stage's video tile.
+pub(crate) fn watch_frames(ui: UiHandle) -> portal_media::FrameSink {
+    Box::new(move |frame: &portal_media::VideoFrame| {
+        if let Err(e) = push(&ui, TileKey::Watch, frame) {
+            tracing::debug!(error = %e, "video frame not shown");
+        }
+    })
+}
+
+/// One frame into a tile's pixel buffer (rows packed when the decoder pads them).
+fn push(
+    ui: &UiHandle,
+    key: TileKey,
+    frame: &portal_media::VideoFrame,
+) -> Result<(), portal_ui::FrameError> {
+    let row = frame.width as usize * 4;
+    if frame.stride as usize == row {
+        ui.push_frame(key, frame.width, frame.height, &frame.data)
+    } else {
+        let packed: Vec<u8> = frame
+            .data
+            .chunks(frame.stride as usize)
+            .flat_map(|r| &r[..row.min(r.len())])
+            .copied()
+            .collect();
+        ui.push_frame(key, frame.width, frame.height, &packed)
+    }
 }

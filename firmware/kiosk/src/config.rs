@@ -31,7 +31,7 @@
 //! ```
 //!
 //! The board's sections (`[devices]`, `[panel]`, `[button]`) are in [`devices`]; the
-//! update agent's (`[update]`) in [`update`].
+//! update agent's (`[update]`) in [`update`]; watch-together's (`[watch]`) in [`watch`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,7 @@ mod devices;
 mod pairing;
 mod server;
 mod update;
+mod watch;
 
 pub(crate) use devices::{ButtonConfig, Devices, PanelConfig};
 use devices::{ButtonFile, PanelFile};
@@ -52,6 +53,8 @@ use pairing::{device_token, room_for};
 pub(crate) use server::{save_server, server_url};
 pub(crate) use update::UpdateConfig;
 use update::UpdateFile;
+use watch::WatchFile;
+pub(crate) use watch::{Area, WatchConfig, WebEngineKind};
 
 /// The default config file; a missing default file is not an error.
 pub(crate) const DEFAULT_CONFIG: &str = "/etc/portal/kiosk.toml";
@@ -194,6 +197,8 @@ pub(crate) struct ConfigFile {
     #[serde(default)]
     pub button: ButtonFile,
     pub update: Option<UpdateFile>,
+    #[serde(default)]
+    pub watch: WatchFile,
     /// The device token `portal-server kiosk add` printed: with it the kiosk shows a
     /// pairing code and obeys its paired laptops.
     pub device_token: Option<String>,
@@ -240,6 +245,8 @@ pub(crate) struct Config {
     pub button: Option<ButtonConfig>,
     /// The update agent, when there is one.
     pub update: Option<UpdateConfig>,
+    /// How YouTube videos are shown (`[watch]`).
+    pub watch: WatchConfig,
     /// The enrolled kiosk's device token: pairing is on with it.
     pub device_token: Option<String>,
     /// The room "Present" joins from home.
@@ -302,6 +309,7 @@ impl Config {
         let panel = file.panel.resolve()?;
         let button = file.button.resolve()?;
         let update = UpdateFile::resolve(file.update, server.as_deref())?;
+        let watch = file.watch.resolve()?;
         let data_home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
         let device_token = device_token(cli.device_token_file.as_deref(), file.device_token)?;
         let name = cli
@@ -368,6 +376,7 @@ impl Config {
             panel,
             button,
             update,
+            watch,
         })
     }
 }

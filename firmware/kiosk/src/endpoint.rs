@@ -6,6 +6,12 @@
 //! - `GET /status`: the room, the connection, each peer's media counters, what the
 //!   kiosk sends, what fills the stage, the chat log and the file transfers (JSON); with
 //!   a device token also the pairing code (`pairing`) and the paired laptops (`paired`).
+//!   `"watch"`: the room's watch-together video as the kiosk plays it (`source`,
+//!   `playing`, `rate`, and `position`, the player's own, read when asked), or `null`.
+//! - `GET /editor`: the room's code editor as the kiosk reads it along: `language`,
+//!   `text`, `presenter` (a name or `null`), `followLine` (the 1-based line the view keeps
+//!   in sight), `connected`, `peers` (name, colour, presenter, cursor line); 409 when not
+//!   in a room.
 //! - `POST /chat` `{"text": "..."}`: sends a chat line to everyone.
 //! - `POST /snapshot` `{"peer": ID}` (or no body: the peer on stage): writes a PNG of that
 //!   peer's latest frame and returns `{"path": ...}`.
@@ -265,6 +271,12 @@ async fn route(
             }
             Ok(reply(StatusCode::OK, &status))
         }
+        (Method::GET, ["editor"]) => {
+            let editor = ask(requests, Request::Editor)
+                .await?
+                .map_err(|e| error(StatusCode::CONFLICT, e))?;
+            Ok(reply(StatusCode::OK, &editor))
+        }
         (Method::POST, ["chat"]) => {
             let body: ChatBody = body_json(req, None).await?;
             ask(requests, |reply| Request::Chat {
@@ -347,7 +359,7 @@ async fn route(
         (_, ["update", "check" | "install"]) if updater.is_some() => {
             Err(error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
         }
-        (_, ["status" | "chat" | "snapshot"] | ["files", ..]) => {
+        (_, ["status" | "editor" | "chat" | "snapshot"] | ["files", ..]) => {
             Err(error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
         }
         _ => Err(error(

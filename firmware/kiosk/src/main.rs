@@ -64,6 +64,8 @@ mod session;
 mod status;
 mod status_panel;
 mod update;
+mod watch;
+mod webplayer;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -37,6 +37,8 @@ pub(crate) enum Request {
         path: PathBuf,
         reply: oneshot::Sender<Result<u32, String>>,
     },
+    /// `GET /editor`: the room's code editor as the kiosk reads it along.
+    Editor(oneshot::Sender<Result<Value, String>>),
     /// A tap on the touch screen that concerns the call.
     Ui(portal_ui::UiEvent),
 }
@@ -50,6 +52,9 @@ impl Request {
                 let _ = reply.send(status());
             }
             Request::Chat { reply, .. } | Request::Decide { reply, .. } => {
+                let _ = reply.send(Err(not_in_call()));
+            }
+            Request::Editor(reply) => {
                 let _ = reply.send(Err(not_in_call()));
             }
             Request::Snapshot { reply, .. } => {

@@ -10,13 +10,15 @@
 //! takes, what muting does) are the engine's; this file only translates. File transfers'
 //! glue is in [`transfers`]; their disk I/O runs on the file worker's thread.
 
+mod editor;
+mod requests;
 mod transfers;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use portal_engine::{CallState, Engine, EngineConfig, Event, Input, Output};
 use portal_net::Negotiation;
 use portal_net::signaling::{self, SignalingTransport, TransportConfig, TransportEvent};
@@ -31,6 +33,9 @@ use crate::link::{self, Command, Link, LinkEvent, LinkSetup};
 use crate::media::{Media, NetSettings};
 use crate::presence::{Presence, Shared};
 use crate::request::Request;
+use crate::watch::{PlayerSetup, Watching};
+
+use self::editor::Editor;
 
 /// A call to start: which room, as whom, with what.
 pub(crate) struct CallPlan<'a> {
@@ -77,7 +82,18 @@ pub(crate) fn start(
         "joining"
     );
     let (state, state_rx) = watch::channel(CallState::Connecting);
+    let watch = PlayerSetup {
+        speaker: media.speaker.clone(),
+        facts: media.facts.clone(),
+        frames: ui.clone().map(|ui| {
+            Box::new(move || crate::call_view::watch_frames(ui.clone()))
+                as Box<dyn Fn() -> portal_media::FrameSink + Send>
+        }),
+        web: config.watch.clone(),
+    };
     let setup = SessionSetup {
+        editor: Editor::new(plan.server, plan.room),
+        watch,
         engine,
         transport: TransportConfig::new(plan.server),
         requests,
@@ -100,6 +116,10 @@ pub(crate) fn start(
 /// Where the session finds what it needs.
 pub(crate) struct SessionSetup {
     pub engine: EngineConfig,
+    /// The room's code editor, read along.
+    pub editor: Editor,
+    /// How the room's watch-together video is played.
+    pub watch: PlayerSetup,
     pub transport: TransportConfig,
     pub requests: mpsc::Receiver<Request>,
     pub media: Media,
@@ -136,6 +156,12 @@ struct Session {
     shared: Shared,
     /// The speaker's volume, 0 to 1.
     volume: f32,
+    editor: Editor,
+    /// The document client's views, once it runs.
+    doc_views: Option<watch::Receiver<portal_net::docs::DocView>>,
+    watching: Watching,
+    /// The origin of the local clock the watch players' samples use.
+    epoch: Instant,
     links: HashMap<PeerId, Link>,
     link_tx: mpsc::Sender<(PeerId, u64, LinkEvent)>,
     serial: u64,
@@ -167,6 +193,8 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let SessionSetup {
         engine,
+        editor,
+        watch: player_setup,
         transport,
         mut requests,
         media,
@@ -204,12 +232,18 @@ pub(crate) async fn run(
         state,
         shared,
         volume,
+        editor,
+        doc_views: None,
+        watching: Watching::new(player_setup, volume),
+        epoch: Instant::now(),
         links: HashMap::new(),
         link_tx,
         serial: 0,
         snapshots: 0,
     };
     tokio::pin!(shutdown);
+    let mut watch_tick = tokio::time::interval(crate::watch::TICK);
+    watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut counters = tokio::time::interval(COUNTERS_EVERY);
     counters.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -247,6 +281,8 @@ pub(crate) async fn run(
                 s.engine.set_presenter(peer);
             }
             () = sleep => s.engine.handle_timeout(Instant::now()),
+            Some(view) = editor::next_view(&mut s.doc_views) => s.doc_view(view),
+            _ = watch_tick.tick() => s.watch_tick(),
             _ = counters.tick(), if s.view.is_some() => {
                 if let Some(view) = &mut s.view {
                     view.refresh_counters(&s.engine, &s.links);
@@ -256,6 +292,7 @@ pub(crate) async fn run(
     }
     tracing::info!("leaving the room");
     s.engine.leave();
+    s.editor.shutdown().await;
     s.flush();
     s.transport.shutdown().await;
     // Give the links a moment to close their connections (the browsers then see them go).
@@ -290,6 +327,7 @@ impl Session {
         let volume = volume.clamp(0.0, 1.0);
         self.volume = volume;
         self.media.set_volume(volume);
+        self.watching.set_volume(volume);
         for link in self.links.values() {
             link.send(Command::Volume(volume));
         }
@@ -384,8 +422,38 @@ impl Session {
         if let Event::Call(state) = event {
             self.state.send_replace(state.clone());
         }
+        if let Event::Joined { .. } = event
+            && let Some(views) = self.editor.joined(self.engine.doc_token())
+        {
+            self.doc_views = Some(views);
+        }
         if let Some(view) = &mut self.view {
             view.on_event(&self.engine, &self.links, event);
+        }
+    }
+
+    /// A new view of the room's document: the stage rule learns who presents, the touch
+    /// screen what to show.
+    fn doc_view(&mut self, view: portal_net::docs::DocView) {
+        if !self.editor.update(view) {
+            return;
+        }
+        self.engine.set_editor_presenter(self.editor.presenter());
+        if let Some(view) = &mut self.view {
+            view.editor(self.editor.ui_view());
+        }
+    }
+
+    /// Samples the watch-together player and keeps it on the room's timeline.
+    fn watch_tick(&mut self) {
+        let now_ms = self.epoch.elapsed().as_secs_f64() * 1000.0;
+        let target = self.engine.watch_target(self.transport.server_now_ms());
+        let was = self.watching.active();
+        self.watching.tick(self.engine.watch(), target, now_ms);
+        if was != self.watching.active()
+            && let Some(view) = &mut self.view
+        {
+            view.watch_available(self.watching.active());
         }
     }
 
@@ -424,111 +492,6 @@ impl Session {
             frames: self.view.as_ref().map(|v| v.frame_route(peer)),
         });
         self.links.insert(peer, link);
-    }
-
-    fn request(&mut self, request: Request) {
-        match request {
-            Request::Status(reply) => {
-                let _ = reply.send(crate::status::call(
-                    &self.engine,
-                    &self.links,
-                    &self.media,
-                    self.disk.dir(),
-                    self.join_started_unix_ms,
-                ));
-            }
-            Request::Chat { text, reply } => {
-                let result = self
-                    .engine
-                    .send_chat(wall_ms(), &text)
-                    .map_err(|e| e.to_string());
-                let _ = reply.send(result);
-            }
-            Request::Snapshot { peer, reply } => {
-                let _ = reply.send(self.snapshot(peer).map_err(|e| format!("{e:#}")));
-            }
-            Request::Decide {
-                file,
-                accept,
-                reply,
-            } => {
-                let result = self
-                    .engine
-                    .decide_file(file, accept)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string());
-                let _ = reply.send(result);
-            }
-            Request::SendFile { peer, path, reply } => {
-                let result = self.send_file(peer, &path).map_err(|e| format!("{e:#}"));
-                let _ = reply.send(result);
-            }
-            Request::Ui(event) => self.ui_event(event),
-        }
-    }
-
-    /// A tap that concerns the call; what it changes comes back as engine events.
-    fn ui_event(&mut self, event: portal_ui::UiEvent) {
-        use portal_ui::UiEvent;
-        let result = match event {
-            UiEvent::Pin(peer) => {
-                self.engine.pin(peer.map(PeerId));
-                Ok(())
-            }
-            UiEvent::SendChat(text) => self
-                .engine
-                .send_chat(wall_ms(), &text)
-                .map_err(|e| e.to_string()),
-            UiEvent::AcceptFile(id) => self.decide_listed(&id, true),
-            UiEvent::DeclineFile(id) => self.decide_listed(&id, false),
-            UiEvent::SetMicMuted(muted) => {
-                self.engine.set_mic_muted(muted);
-                Ok(())
-            }
-            UiEvent::SetCameraOff(off) => {
-                self.engine.set_camera_off(off);
-                Ok(())
-            }
-            UiEvent::SetVolume(volume) => {
-                self.set_volume(volume);
-                Ok(())
-            }
-            UiEvent::OpenFile(id) => {
-                self.open_file(&id);
-                Ok(())
-            }
-            other => {
-                tracing::debug!(?other, "not a call event");
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = e, "touch action failed");
-        }
-    }
-
-    fn decide_listed(&mut self, id: &str, accept: bool) -> Result<(), String> {
-        let file = id.parse().map_err(|e| format!("{e}"))?;
-        self.engine
-            .decide_file(file, accept)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    fn snapshot(&mut self, peer: Option<PeerId>) -> anyhow::Result<PathBuf> {
-        let peer = self.engine.snapshot_peer(peer)?;
-        let link = self
-            .links
-            .get(&peer)
-            .ok_or_else(|| anyhow!("no connection to peer {peer} yet"))?;
-        let png = link.shared.snapshot_png()?;
-        self.snapshots += 1;
-        let path = self.snapshot_dir.join(format!(
-            "peer-{peer}-{}-{}.png",
-            self.join_started_unix_ms, self.snapshots
-        ));
-        crate::access::write_private(&path, &png)?;
-        Ok(path)
     }
 }
 

@@ -128,7 +128,7 @@ pub(crate) fn call(
         "me": engine.me().map(|p| p.0),
         "connected": call_state == CallState::Joined,
         "joinStartedUnixMs": join_started_unix_ms,
-        "stage": engine.stage().map(|(p, why)| stage(engine, p, why)),
+        "stage": stage(engine.stage()),
         "volume": media.gates.volume(),
         "micMuted": !local.audio,
         "cameraOff": !local.video,
@@ -218,20 +218,30 @@ fn transfer_state(state: &TransferState) -> String {
     }
 }
 
-/// What fills the stage: `kind` is `screen` when the peer on it shares its screen (the
-/// view shows the share), else `camera`; `reason` is the engine's.
-fn stage(engine: &Engine, peer: PeerId, why: portal_engine::StageReason) -> Value {
-    use portal_engine::StageReason;
-    let screen = engine.peer_media(peer).is_some_and(|m| m.screen);
+/// What fills the stage, as the engine's rule chose it: `kind` (`screen`, `camera`,
+/// `editor`, `watch`, `filmstrip`), `peer` for a screen or a camera (else null), and
+/// `reason`.
+fn stage(choice: portal_engine::StageChoice) -> Value {
+    use portal_engine::{StageContent, StageReason};
+    let kind = match choice.content {
+        StageContent::Screen(_) => "screen",
+        StageContent::Camera(_) => "camera",
+        StageContent::Editor => "editor",
+        StageContent::Watch => "watch",
+        StageContent::Filmstrip => "filmstrip",
+    };
     json!({
-        "kind": if screen { "screen" } else { "camera" },
-        "peer": peer.0,
-        "reason": match why {
+        "kind": kind,
+        "peer": choice.content.peer().map(|p| p.0),
+        "reason": match choice.reason {
             StageReason::Pinned => "pinned",
             StageReason::Presenting => "presenting",
             StageReason::ScreenShare => "screenShare",
+            StageReason::Editor => "editor",
+            StageReason::Watching => "watching",
             StageReason::Speaking => "speaking",
             StageReason::First => "first",
+            StageReason::Empty => "empty",
         },
     })
 }

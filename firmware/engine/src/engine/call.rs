@@ -21,7 +21,9 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use portal_proto::pairing::DeviceHello;
-use portal_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, ServerMessage};
+use portal_proto::{
+    ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, ServerMessage, WatchSnapshot,
+};
 
 use super::{CallState, ConnectionState, Engine, EngineConfig, Event, Input, Output};
 use crate::room::Room;
@@ -175,6 +177,10 @@ impl Engine {
         self.reconnect_at = None;
         self.rejoin_at = None;
         self.unconfirmed.clear();
+        // The room's shared things end with the call; the next room says its own.
+        self.set_watch(None, false);
+        self.stage.set_editor_presenter(None);
+        self.stage.pin(None);
         let gone = self.room.as_mut().map(Room::clear).unwrap_or_default();
         self.apply_changes(gone);
         self.room = None;
@@ -237,6 +243,7 @@ impl Engine {
                 peers,
                 doc_token,
                 protected,
+                watch,
                 ..
             } => {
                 if self.config.password.is_some() && !protected {
@@ -284,6 +291,7 @@ impl Engine {
                 tracing::info!(me = %peer_id, room = %self.config.room, peers = peers.len(), "joined");
                 self.out
                     .push_back(Output::Event(Event::Joined { me: peer_id }));
+                self.set_watch(watch, true);
                 self.apply_changes(changes);
             }
             ServerMessage::PeerJoined { peer } => {
@@ -307,6 +315,7 @@ impl Engine {
             }
             ServerMessage::Left { .. } => {
                 self.unconfirmed.clear();
+                self.set_watch(None, false);
                 let gone = self.room.as_mut().map(Room::clear).unwrap_or_default();
                 self.apply_changes(gone);
             }
@@ -314,8 +323,14 @@ impl Engine {
             ServerMessage::Error { code, message } => self.server_error(now, code, message),
             // TURN credentials, sent with a join only; peers made from here on use them.
             ServerMessage::IceServers { ice_servers } => self.ice_servers = ice_servers,
-            ServerMessage::Watch { .. }
-            | ServerMessage::Pong { .. }
+            ServerMessage::Watch {
+                state, server_time, ..
+            } => {
+                self.set_watch(Some(WatchSnapshot { state, server_time }), false);
+                self.update_stage();
+            }
+            // The server's clock is the transport's to measure (`portal_net::signaling`).
+            ServerMessage::Pong { .. }
             | ServerMessage::Rooms { .. }
             // Pairing goes to the control connection ([`crate::remote`]), never to a call.
             | ServerMessage::PairingCode { .. }

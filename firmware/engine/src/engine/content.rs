@@ -127,19 +127,6 @@ impl Engine {
         total
     }
 
-    /// Pins a peer on stage, or unpins.
-    pub fn pin(&mut self, peer: Option<PeerId>) {
-        self.stage.pin(peer);
-        self.update_stage();
-    }
-
-    /// The presenting laptop (from the remote control), or nobody: its screen share
-    /// takes the stage.
-    pub fn set_presenter(&mut self, peer: Option<PeerId>) {
-        self.stage.set_presenter(peer);
-        self.update_stage();
-    }
-
     /// Our own media state, sent to every peer on its chat channel.
     pub fn set_media_state(&mut self, state: MediaState) {
         if state == self.media {
@@ -398,7 +385,8 @@ impl Engine {
             Some(peer) => Err(EngineError::UnknownPeer(peer)),
             None => self
                 .stage()
-                .map(|(peer, _)| peer)
+                .content
+                .peer()
                 .or_else(|| self.peers().first().map(|p| p.id))
                 .ok_or(EngineError::NoPeer),
         }

@@ -17,28 +17,42 @@
 //! restart the others reconnect too, in any order: a peer the new `joined` does not list
 //! keeps its live connection for [`EngineConfig::resume_grace`], and one that comes back
 //! under its id (`peerJoined`) keeps it for good, as the browser client does.
-
+//!
+//! Watch-together: the engine keeps the room's watch state from `joined.watch` and every
+//! `watch` message ([`Engine::watch`], [`Event::Watch`]); the kiosk's player loop asks
+//! [`Engine::watch_target`] where the video should be at the server's time (measured by
+//! the signaling transport) and lets a [`crate::watch::SyncController`] decide how to
+//! get there.
+//!
+//! The stage: one rule ([`crate::stage`]) picks what the room display shows large from
+//! the screen shares, the presenting laptop ([`Engine::set_presenter`]), the editor's
+//! presenter ([`Engine::set_editor_presenter`]), the watch state and the peers' audio
+//! levels; a tap ([`Engine::tap`], [`Engine::pin`]) overrides it until the rule changes.
+//! Every change is an [`Event::Stage`].
 //!
 //! The session's parts live in submodules, each an `impl Engine` block over the same
 //! state: [`call`] (the server: hello, join, resume, backoff, what is final), `peers`
-//! (peer connections, ICE restarts, bitrate, stage) and `content` (chat, files, our own
-//! microphone and camera); [`types`] holds what goes in and comes out.
+//! (peer connections, ICE restarts, bitrate), `content` (chat, files, our own microphone
+//! and camera), `watch` (the room's watch state) and `on_stage` (the
+//! stage's commands); [`types`] holds what goes in and comes out.
 
 mod call;
 mod content;
+mod on_stage;
 mod peers;
 mod types;
+mod watch;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use portal_proto::channel::TransferSide;
-use portal_proto::{ErrorCode, IceServer, PeerId};
+use portal_proto::{ErrorCode, IceServer, PeerId, WatchSnapshot};
 
 use crate::backoff::Backoff;
 use crate::chat::{ChatEntry, ChatLog};
 use crate::room::{Peer, Room};
-use crate::stage::{Stage, StageReason};
+use crate::stage::Stage;
 use crate::transfer::Transfer;
 use call::Signaling;
 use peers::PeerSession;
@@ -81,6 +95,8 @@ pub struct Engine {
     unconfirmed: BTreeMap<PeerId, Instant>,
     /// The video bitrate last asked for, kbit/s.
     bitrate_kbps: u32,
+    /// The room's watch-together state.
+    watch: Option<WatchSnapshot>,
     out: VecDeque<Output>,
 }
 
@@ -118,6 +134,7 @@ impl Engine {
             session_serial: 0,
             unconfirmed: BTreeMap::new(),
             bitrate_kbps: 0,
+            watch: None,
             out: VecDeque::new(),
         };
         engine.bitrate_kbps = engine
@@ -270,11 +287,6 @@ impl Engine {
 
     pub fn transfer(&self, peer: PeerId, side: TransferSide, id: u32) -> Option<&Transfer> {
         self.sessions.get(&peer)?.file.transfer(side, id)
-    }
-
-    /// Who is on stage and why.
-    pub fn stage(&self) -> Option<(PeerId, StageReason)> {
-        self.stage.current()
     }
 }
 

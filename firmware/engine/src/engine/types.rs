@@ -4,13 +4,15 @@ use std::time::Duration;
 
 use portal_proto::channel::TransferSide;
 pub use portal_proto::media::{Channel, ConnectionState};
-use portal_proto::{ClientMessage, ErrorCode, PeerId, Role, ServerMessage, SignalData};
+use portal_proto::{
+    ClientMessage, ErrorCode, PeerId, Role, ServerMessage, SignalData, WatchSnapshot,
+};
 
 use crate::backoff::BackoffConfig;
 use crate::chat::{ChatEntry, ChatError};
 use crate::file_key::FileKey;
 use crate::room::OfferRole;
-use crate::stage::{StageConfig, StageReason};
+use crate::stage::{StageChoice, StageConfig};
 use crate::transfer::{FileAction, FileConfig, TransferError};
 
 #[derive(Clone, Debug)]
@@ -269,8 +271,12 @@ pub enum Event {
         key: FileKey,
         side: TransferSide,
     },
-    /// Who is on stage changed.
-    Stage(Option<(PeerId, StageReason)>),
+    /// What fills the stage changed.
+    Stage(StageChoice),
+    /// The room's watch-together state: sent on every join (with what the room watches,
+    /// or `None`) and whenever the server changes it; `None` again after leaving. A
+    /// player re-aligns on each one ([`crate::watch::SyncController::state_changed`]).
+    Watch(Option<WatchSnapshot>),
 }
 
 /// Errors of the engine's commands.
