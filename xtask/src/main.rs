@@ -63,7 +63,7 @@ enum Cmd {
     Bundle(bundle::BundleArgs),
     /// Run benchmarks and print tables.
     Bench {
-        /// Which benchmark: signaling, docs, browser, kiosk, pair, ui, ota or all.
+        /// Which benchmark: signaling, docs, browser, kiosk, pair, shared, ui, ota or all.
         #[arg(default_value = "all")]
         which: String,
         /// Short phases (a smoke run, not a measurement).
@@ -280,7 +280,16 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// Benchmarks, each against its peer in the same run. Servers are release builds.
 fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
-    const ALL: &[&str] = &["signaling", "docs", "browser", "kiosk", "pair", "ui", "ota"];
+    const ALL: &[&str] = &[
+        "signaling",
+        "docs",
+        "browser",
+        "kiosk",
+        "pair",
+        "shared",
+        "ui",
+        "ota",
+    ];
     let chosen: Vec<&str> = if which == "all" {
         ALL.to_vec()
     } else if ALL.contains(&which) {
@@ -303,7 +312,10 @@ fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
         "--bin",
         "portal-server",
     ]);
-    if chosen.contains(&"kiosk") || chosen.contains(&"pair") {
+    if ["kiosk", "pair", "shared"]
+        .iter()
+        .any(|b| chosen.contains(b))
+    {
         build.args(["-p", "portal-kiosk", "--bin", "portal-kiosk"]);
     }
     run(&mut build)?;
@@ -339,6 +351,7 @@ fn bench(root: &Path, which: &str, quick: bool) -> Result<()> {
             "browser" => bench::browser(&server, root, quick)?,
             "kiosk" => bench::kiosk(&server, &kiosk, root, quick)?,
             "pair" => bench::pair(&server, &kiosk, root, quick)?,
+            "shared" => bench::shared(&server, &kiosk, root, quick)?,
             "ui" => bench::ui(&target_dir(root).join("release/examples/tile_bench"), quick)?,
             "ota" => bench::ota(
                 &server,

@@ -3,26 +3,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { WEB_DIST, joinRoom, withRoom } from "../kit.mjs";
+import { editorText, openEditor, typeAtEnd } from "../room-kit.mjs";
 
 const SERVER = ["--web-dir", process.env.PORTAL_WEB_DIR ?? WEB_DIST];
 const WAIT = { timeout: 30_000, polling: 100 };
 
-/** Opens the Code tab and waits until the editor has synced with the room's document. */
-async function openEditor(page) {
-  await page.getByRole("tab", { name: "Code" }).click();
-  await page.waitForFunction(() => window.portalEditor?.synced() === true, null, WAIT);
-  await page.locator(".editor-host .monaco-editor .view-lines").waitFor({ timeout: 15_000 });
-  return page.evaluate(() => window.portalEditor.clientID());
-}
-
-/** Puts the caret at the end of the document and types `text` on the keyboard. */
-async function typeAtEnd(page, text) {
-  await page.locator(".editor-host .monaco-editor .view-lines").click();
-  await page.keyboard.press("Control+End");
-  await page.keyboard.type(text, { delay: 15 });
-}
-
-const textOf = (page) => page.evaluate(() => window.portalEditor.text());
+const textOf = editorText;
 
 /** Joins through the pre-join form (name and password), without autojoin. */
 async function joinWithPassword(browser, server, room, name, password) {

@@ -7,13 +7,12 @@
 // (by the playback rate) to the latest of those timestamps before comparing.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { createReadStream, mkdtempSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:http";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { WEB_DIST, joinRoom, launchBrowser, startServer } from "../kit.mjs";
+import { haveGstreamer, makeVideo, openWatch, readPlayer, seekTo, serveFile } from "../room-kit.mjs";
 
 const WEB_DIR = process.env.PORTAL_WEB_DIR ?? WEB_DIST;
 const TOLERANCE = 0.3; // seconds between any two browsers
@@ -21,108 +20,6 @@ const TOLERANCE = 0.3; // seconds between any two browsers
 // loaded machine to the players.
 const BROWSER_ARGS = ["--use-fake-device-for-media-stream=fps=5"];
 const SECONDS = 90; // length of the test video
-
-function gst(args) {
-  const r = spawnSync("gst-launch-1.0", ["-q", "-e", ...args], { stdio: ["ignore", "ignore", "pipe"], timeout: 120_000 });
-  if (r.error) throw new Error(`gst-launch-1.0 failed to run: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`gst-launch-1.0 exited with ${r.status}: ${r.stderr}`);
-}
-
-/** A 90 s clip with a moving ball and ticking audio; a keyframe every second. (Only
- * elements from the base/good/bad/ugly plugin packages: no pango `timeoverlay`.) */
-function makeVideo(dir, kind) {
-  const frames = SECONDS * 30;
-  const audioBuffers = Math.ceil((SECONDS * 48000) / 1024);
-  const video = ["videotestsrc", `num-buffers=${frames}`, "pattern=ball", "!", "video/x-raw,width=640,height=360,framerate=30/1", "!"];
-  const audio = ["audiotestsrc", `num-buffers=${audioBuffers}`, "samplesperbuffer=1024", "wave=ticks", "!", "audio/x-raw,rate=48000,channels=2", "!", "audioconvert", "!"];
-  if (kind === "mp4") {
-    const file = join(dir, "clip.mp4");
-    gst([
-      ...video,
-      ...["x264enc", "speed-preset=ultrafast", "key-int-max=30", "!", "video/x-h264,profile=constrained-baseline", "!", "h264parse", "!", "queue", "!", "mp4mux", "name=mux", "faststart=true", "!", "filesink", `location=${file}`],
-      ...audio,
-      ...["voaacenc", "!", "aacparse", "!", "queue", "!", "mux."],
-    ]);
-    return { file, type: "video/mp4", name: "clip.mp4" };
-  }
-  const file = join(dir, "clip.webm");
-  gst([
-    ...video,
-    ...["vp8enc", "deadline=1", "keyframe-max-dist=30", "!", "queue", "!", "webmmux", "name=mux", "!", "filesink", `location=${file}`],
-    ...audio,
-    ...["audioresample", "!", "opusenc", "!", "queue", "!", "mux."],
-  ]);
-  return { file, type: "video/webm", name: "clip.webm" };
-}
-
-/** Serves one file on 127.0.0.1 with byte ranges (Chromium needs 206 answers to seek). */
-async function serveFile({ file, type, name }) {
-  const size = statSync(file).size;
-  const stats = { partial: 0, full: 0 };
-  const server = createServer((req, res) => {
-    if (new URL(req.url, "http://x").pathname !== `/${name}`) {
-      res.writeHead(404).end();
-      return;
-    }
-    const headers = { "Content-Type": type, "Accept-Ranges": "bytes", "Cache-Control": "no-cache" };
-    let start = 0;
-    let end = size - 1;
-    const range = req.headers.range;
-    if (range) {
-      const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
-      if (m && m[1] === "" && m[2] !== "") {
-        start = Math.max(0, size - Number(m[2]));
-      } else if (m && m[1] !== "") {
-        start = Number(m[1]);
-        if (m[2] !== "") end = Math.min(Number(m[2]), size - 1);
-      }
-      if (!m || (m[1] === "" && m[2] === "") || start > end || start >= size) {
-        res.writeHead(416, { "Content-Range": `bytes */${size}` }).end();
-        return;
-      }
-      stats.partial++;
-      res.writeHead(206, { ...headers, "Content-Range": `bytes ${start}-${end}/${size}`, "Content-Length": end - start + 1 });
-    } else {
-      stats.full++;
-      res.writeHead(200, { ...headers, "Content-Length": size });
-    }
-    if (req.method === "HEAD") {
-      res.end();
-      return;
-    }
-    const stream = createReadStream(file, { start, end });
-    stream.pipe(res);
-    res.on("close", () => stream.destroy());
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  return {
-    url: `http://127.0.0.1:${port}/${name}`,
-    stats,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** One page's player, read in one task: position, wall-clock time of the reading, state. */
-function readPlayer(page) {
-  return page.evaluate(() => {
-    const v = document.querySelector(".watch video");
-    if (!v) return null;
-    return {
-      time: v.currentTime,
-      at: performance.timeOrigin + performance.now(),
-      paused: v.paused,
-      seeking: v.seeking,
-      rate: v.playbackRate,
-      ready: v.readyState,
-      drift: window.portalWatchDrift ?? null,
-    };
-  });
-}
 
 /** Positions of all pages carried to one instant, and their spread (max - min) in seconds. */
 async function measure(pages) {
@@ -194,25 +91,8 @@ async function testClip(browser, server) {
   return clipMade;
 }
 
-function haveGstreamer() {
-  return spawnSync("gst-launch-1.0", ["--version"], { encoding: "utf8" }).status === 0;
-}
-
 const playing = (m) => m.samples.every((s) => s && !s.paused && !s.seeking && s.ready >= 3);
 const inSync = (m) => playing(m) && m.spread < TOLERANCE / 2;
-
-async function openWatch(page) {
-  await page.getByRole("tab", { name: "Watch together" }).click();
-  await page.getByRole("textbox", { name: "Video URL" }).waitFor();
-}
-
-async function seekTo(page, seconds) {
-  await page.getByRole("slider", { name: "Position" }).evaluate((el, v) => {
-    el.value = String(v);
-    el.dispatchEvent(new Event("input", { bubbles: true }));
-    el.dispatchEvent(new Event("change", { bubbles: true }));
-  }, seconds);
-}
 
 test("watch together keeps browsers within 300 ms: play, seek, pause, late joiner", { timeout: 300_000 }, async (t) => {
   if (!haveGstreamer()) {
@@ -481,56 +361,10 @@ function assertYtOnTimeline(r) {
   assert.ok(r.median < YT_LIMIT && on >= r.all.length / 2, `on the timeline in ${on} of ${r.all.length} samples; spreads ${r.spreads.map((s) => s.toFixed(3))}`);
 }
 
+/** The stand-in (support/youtube-standin.js, shared with the kiosk's tests) with its clip. */
+const YOUTUBE_STANDIN = readFileSync(new URL("./support/youtube-standin.js", import.meta.url), "utf8");
 function fakeYouTubeApi(clipUrl) {
-  return `(() => {
-  const S = { UNSTARTED: -1, ENDED: 0, PLAYING: 1, PAUSED: 2, BUFFERING: 3, CUED: 5 };
-  const RATES = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2];
-  window.fakeYouTube = { scripts: (window.fakeYouTube?.scripts ?? 0) + 1, players: [] };
-  class Player {
-    constructor(element, options) {
-      const host = typeof element === "string" ? document.getElementById(element) : element;
-      const v = document.createElement("video");
-      v.playsInline = true;
-      v.preload = "auto";
-      v.src = ${JSON.stringify(clipUrl)};
-      v.dataset.youtube = options.videoId;
-      host.replaceWith(v);
-      this.v = v;
-      this.state = S.UNSTARTED;
-      window.fakeYouTube.players.push({ videoId: options.videoId, playerVars: options.playerVars });
-      const ev = options.events ?? {};
-      const set = (s) => {
-        this.state = s;
-        ev.onStateChange?.({ data: s, target: this });
-      };
-      v.addEventListener("loadedmetadata", () => {
-        this.state = S.CUED;
-        ev.onReady?.({ target: this });
-      }, { once: true });
-      v.addEventListener("playing", () => set(S.PLAYING));
-      v.addEventListener("waiting", () => set(S.BUFFERING));
-      v.addEventListener("pause", () => v.ended || set(S.PAUSED));
-      v.addEventListener("ended", () => set(S.ENDED));
-      // Like the real player, a seek ends with a state change (playing or paused again).
-      v.addEventListener("seeked", () => set(v.paused ? S.PAUSED : S.PLAYING));
-    }
-    playVideo() { this.v.play().catch(() => undefined); }
-    pauseVideo() { this.v.pause(); }
-    seekTo(seconds) { this.v.currentTime = seconds; }
-    getCurrentTime() { return this.v.currentTime; }
-    getDuration() { return Number.isFinite(this.v.duration) ? this.v.duration : 0; }
-    getPlayerState() { return this.state; }
-    getPlaybackRate() { return this.v.playbackRate; }
-    setPlaybackRate(rate) { if (RATES.includes(rate)) this.v.playbackRate = rate; }
-    getAvailablePlaybackRates() { return RATES.slice(); }
-    mute() { this.v.muted = true; }
-    unMute() { this.v.muted = false; }
-    isMuted() { return this.v.muted; }
-    destroy() { this.v.remove(); }
-  }
-  window.YT = { Player, PlayerState: S, loaded: 1 };
-  setTimeout(() => window.onYouTubeIframeAPIReady?.(), 0);
-})();`;
+  return `window.fakeYouTubeClip = ${JSON.stringify(clipUrl)};\n${YOUTUBE_STANDIN}`;
 }
 
 /** Like `joinRoom`, with the IFrame API answered by the stand-in from the first request on. */
