@@ -36,3 +36,20 @@ pub(crate) fn to_frame(
         pts,
     })
 }
+
+/// A sample of our own holding `sample`'s buffer and caps (references, no pixels copied),
+/// to keep past the callback: appsink reuses the sample it hands out for the next one,
+/// and one we still held would be shared when it does (a GStreamer-CRITICAL about
+/// `gst_sample_is_writable`).
+pub(crate) fn kept(sample: &gstreamer::Sample) -> gstreamer::Sample {
+    let buffer = sample.buffer_owned();
+    let caps = sample.caps_owned();
+    let mut own = gstreamer::Sample::builder();
+    if let Some(buffer) = &buffer {
+        own = own.buffer(buffer);
+    }
+    if let Some(caps) = &caps {
+        own = own.caps(caps);
+    }
+    own.build()
+}

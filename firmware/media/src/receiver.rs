@@ -31,7 +31,7 @@ use portal_board::{BoardFacts, Sink};
 use portal_proto::media::{Codec, KeyframeRequest};
 
 use crate::delivery::Delivery;
-use crate::frame::{VideoFrame, to_frame, video_info};
+use crate::frame::{VideoFrame, kept, to_frame, video_info};
 use crate::pipeline::{BusHook, Pipeline, first_that_builds};
 use crate::select::{h264_decoder, require};
 use crate::{MediaError, init};
@@ -284,7 +284,7 @@ impl Receiver {
                     let frame = poster.as_ref().and_then(|_| to_frame(&sample, &info));
                     *latest
                         .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sample);
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kept(&sample));
                     if let (Some(poster), Some(frame)) = (&poster, frame)
                         && poster.post(frame)
                     {

@@ -11,7 +11,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use crate::delivery::Delivery;
-use crate::frame::{to_frame, video_info};
+use crate::frame::{kept, to_frame, video_info};
 use crate::{FrameSink, MediaError, VideoFrame};
 
 /// Frame counters, read by `Player::status`.
@@ -100,7 +100,7 @@ impl VideoOut {
                         Ordering::Relaxed,
                     );
                     let frame = poster.as_ref().and_then(|_| to_frame(&sample, &info));
-                    *latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(sample);
+                    *latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(kept(&sample));
                     if let (Some(poster), Some(frame)) = (&poster, frame)
                         && poster.post(frame)
                     {
