@@ -21,8 +21,8 @@ mod sync;
 mod tests;
 
 pub use sync::{
-    SyncController, SyncDecision, SyncStatus, SyncTuning, VIDEO_TUNING, YOUTUBE_TUNING,
-    nudged_rate, position_at,
+    NATIVE_TUNING, SyncController, SyncDecision, SyncStatus, SyncTuning, VIDEO_TUNING,
+    YOUTUBE_TUNING, nudged_rate, position_at,
 };
 
 /// What a player reports at one instant (the same fields as the browser's `PlayerSample`).

@@ -57,7 +57,7 @@ pub struct SyncTuning {
     pub max_seek_latency: f64,
 }
 
-/// A player with a fine rate (`<video>`, GStreamer's playbin).
+/// A player with a fine rate that changes without a stall (`<video>`).
 pub const VIDEO_TUNING: SyncTuning = SyncTuning {
     seek_threshold: 0.4,
     nudge_start: 0.04,
@@ -84,6 +84,24 @@ pub const YOUTUBE_TUNING: SyncTuning = SyncTuning {
     max_settle_seeks: 3,
     initial_seek_latency: 0.3,
     max_seek_latency: 3.0,
+    ..VIDEO_TUNING
+};
+
+/// The kiosk's GStreamer player: accurate seeks that land in 10-40 ms, but rate changes
+/// that stall like a seek (playbin3 in GStreamer 1.22 refuses instant rate changes), so
+/// nudging would fall behind with every step. It is held on the timeline by seeks
+/// alone: after each seek it seeks again, with the latency it has just measured, until
+/// it lands within 15 ms (at most five times, 300 ms apart); once there it runs on the
+/// same clock as the timeline and only a drift past 50 ms calls for another seek.
+pub const NATIVE_TUNING: SyncTuning = SyncTuning {
+    seek_threshold: 0.05,
+    nudge_stop: 0.015,
+    fine_rate: false,
+    seek_cooldown: 300.0,
+    settle_threshold: 0.015,
+    max_settle_seeks: 5,
+    initial_seek_latency: 0.02,
+    max_seek_latency: 1.0,
     ..VIDEO_TUNING
 };
 

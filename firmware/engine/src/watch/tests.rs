@@ -538,6 +538,62 @@ fn converges_with_a_seek_latency_and_a_clock_error() {
 }
 
 #[test]
+fn the_native_player_lands_within_15_ms_by_seeks_alone_and_then_stays() {
+    // GStreamer: a flushing seek lands in 10-45 ms (jittery), a rate change would stall
+    // like one. Sampled every 100 ms, as the kiosk does, the player is started at 0
+    // while the room is at 3 s.
+    let mut c = SyncController::new(NATIVE_TUNING);
+    let room = WatchState {
+        position: 3.0,
+        ..state()
+    };
+    let latencies = [0.045, 0.02, 0.018, 0.022];
+    let (mut local, mut playing, mut seeks, mut rate_changes) = (0.0, false, 0usize, 0);
+    let mut drifts = Vec::new();
+    // 50 s of the (60 s) video.
+    for step in 0..500u32 {
+        let now = f64::from(step) * 100.0;
+        let target = 3.0 + now / 1000.0;
+        let s = PlayerSample {
+            now,
+            time: local,
+            paused: !playing,
+            ..sample()
+        };
+        let d = c.decide(&room, target, &s);
+        if d.play == Some(true) {
+            playing = true;
+        }
+        if d.rate.is_some() {
+            rate_changes += 1;
+        }
+        let mut ran = 0.1;
+        if let Some(to) = d.seek {
+            // Lands at `to` after the latency, then plays on for the rest of the tick.
+            let latency = latencies[seeks % latencies.len()];
+            seeks += 1;
+            local = to;
+            ran -= latency;
+        }
+        if playing {
+            local += ran;
+        }
+        if let Some(drift) = d.drift
+            && now > 10_000.0
+        {
+            drifts.push(drift);
+        }
+    }
+    assert!(seeks <= 6, "{seeks} seeks");
+    assert_eq!(rate_changes, 0, "never nudged");
+    let worst = drifts.iter().fold(0.0f64, |m, d| m.max(d.abs()));
+    assert!(
+        worst <= NATIVE_TUNING.settle_threshold,
+        "worst drift {worst}"
+    );
+}
+
+#[test]
 fn status_words_match_the_browser() {
     assert_eq!(SyncStatus::InSync.as_str(), "in-sync");
     assert_eq!(SyncStatus::Correcting.as_str(), "correcting");

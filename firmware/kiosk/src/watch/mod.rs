@@ -19,7 +19,7 @@ pub(crate) mod player;
 
 use std::time::Duration;
 
-use portal_engine::watch::{SyncController, SyncStatus, VIDEO_TUNING, YOUTUBE_TUNING};
+use portal_engine::watch::{NATIVE_TUNING, SyncController, SyncStatus, YOUTUBE_TUNING};
 use portal_proto::{VideoSource, WatchSnapshot};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -73,7 +73,7 @@ impl Watching {
             setup,
             snapshot: None,
             player: Slot::None,
-            controller: SyncController::new(VIDEO_TUNING),
+            controller: SyncController::new(NATIVE_TUNING),
             status: SyncStatus::Loading,
             drift: None,
             volume: f64::from(volume),
@@ -168,7 +168,7 @@ impl Watching {
         self.player = Slot::None;
         match source {
             VideoSource::Url { url } => {
-                self.controller = SyncController::new(VIDEO_TUNING);
+                self.controller = SyncController::new(NATIVE_TUNING);
                 let frames = self.setup.frames.as_ref().map(|make| make());
                 match NativePlayer::open(&url, &self.setup, frames) {
                     Ok(mut player) => {
