@@ -57,6 +57,7 @@ mod home;
 mod link;
 mod media;
 mod notify;
+mod player;
 mod presence;
 mod remote;
 mod request;

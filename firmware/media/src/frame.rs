@@ -53,3 +53,23 @@ pub(crate) fn kept(sample: &gstreamer::Sample) -> gstreamer::Sample {
     }
     own.build()
 }
+
+/// `sample` as an RGBA [`VideoFrame`]: as it is when it already is RGBA, else converted
+/// (a snapshot of a headless kiosk's frame, kept in the decoder's format).
+pub(crate) fn rgba(sample: &gstreamer::Sample) -> Option<VideoFrame> {
+    let info = video_info(sample)?;
+    if info.format() == gstreamer_video::VideoFormat::Rgba {
+        return to_frame(sample, &info);
+    }
+    let caps = gstreamer_video::VideoCapsBuilder::new()
+        .format(gstreamer_video::VideoFormat::Rgba)
+        .build();
+    let limit = Some(gstreamer::ClockTime::from_seconds(2));
+    match gstreamer_video::convert_sample(sample, &caps, limit) {
+        Ok(converted) => to_frame(&converted, &video_info(&converted)?),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot convert a frame to RGBA");
+            None
+        }
+    }
+}

@@ -31,7 +31,7 @@ use portal_board::{BoardFacts, Sink};
 use portal_proto::media::{Codec, KeyframeRequest};
 
 use crate::delivery::Delivery;
-use crate::frame::{VideoFrame, kept, to_frame, video_info};
+use crate::frame::{VideoFrame, kept, rgba, to_frame, video_info};
 use crate::pipeline::{BusHook, Pipeline, first_that_builds};
 use crate::select::{h264_decoder, require};
 use crate::{MediaError, init};
@@ -347,20 +347,7 @@ impl Receiver {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()?;
-        let info = video_info(&sample)?;
-        if info.format() == gst_video::VideoFormat::Rgba {
-            return to_frame(&sample, &info);
-        }
-        let caps = gst_video::VideoCapsBuilder::new()
-            .format(gst_video::VideoFormat::Rgba)
-            .build();
-        match gst_video::convert_sample(&sample, &caps, Some(gst::ClockTime::from_seconds(2))) {
-            Ok(converted) => to_frame(&converted, &video_info(&converted)?),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot convert the latest frame to RGBA");
-                None
-            }
-        }
+        rgba(&sample)
     }
 
     /// The newest decoded frame as a PNG file's bytes.

@@ -15,7 +15,6 @@
 //! computed target.
 
 mod native;
-pub(crate) mod player;
 
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use self::native::NativePlayer;
-use self::player::WatchPlayer;
+use crate::player::WatchPlayer;
 use crate::webplayer::{WebPlayer, WebPlayerError};
 
 /// How often the player is sampled and corrected (the browser samples every 250 ms; the

@@ -7,7 +7,7 @@ use portal_media::player::{Player, PlayerConfig};
 use portal_media::{FrameSink, MediaError};
 
 use super::PlayerSetup;
-use super::player::WatchPlayer;
+use crate::player::WatchPlayer;
 
 /// Tallest picture decoded for the stage (a 1080p display shows 1080p; more only costs).
 const MAX_HEIGHT: u32 = 1080;

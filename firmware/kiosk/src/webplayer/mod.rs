@@ -3,7 +3,7 @@
 //! the kiosk cannot play it natively; it plays where YouTube allows, in its own player.
 //!
 //! The kiosk, not the page, owns the timeline: [`WebPlayer`] is a
-//! [`WatchPlayer`](crate::watch::player::WatchPlayer) like the GStreamer one, the sync
+//! [`WatchPlayer`](crate::player::WatchPlayer) like the GStreamer one, the sync
 //! loop commands it and reads back [`PlayerSample`]s; the page only obeys and reports.
 //!
 //! - [`engine`]: the web engines (Chromium in app mode, WPE `cog`) behind [`WebEngine`];
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use portal_engine::watch::PlayerSample;
 
 use crate::config::{WatchConfig, WebEngineKind};
-use crate::watch::player::WatchPlayer;
+use crate::player::WatchPlayer;
 use channel::{Channel, Command, PageState, Report, SendError};
 pub(crate) use engine::{ChromiumApp, Cog, WebEngine};
 

@@ -17,7 +17,7 @@ use super::channel::Report;
 use super::engine::{ChromiumApp, Cog, ProfileDir};
 use super::{WebPlayer, WebPlayerError, carried, check_video_id, nearest_rate};
 use crate::config::{Area, WatchConfig, WebEngineKind};
-use crate::watch::player::WatchPlayer;
+use crate::player::WatchPlayer;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const LIMIT: Duration = Duration::from_mins(1);

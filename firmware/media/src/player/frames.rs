@@ -8,10 +8,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use gstreamer_video as gst_video;
 
 use crate::delivery::Delivery;
-use crate::frame::{kept, to_frame, video_info};
+use crate::frame::{kept, rgba, to_frame, video_info};
 use crate::{FrameSink, MediaError, VideoFrame};
 
 /// Frame counters, read by `Player::status`.
@@ -120,20 +119,7 @@ impl VideoOut {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()?;
-        let info = video_info(&sample)?;
-        if info.format() == gst_video::VideoFormat::Rgba {
-            return to_frame(&sample, &info);
-        }
-        let caps = gst_video::VideoCapsBuilder::new()
-            .format(gst_video::VideoFormat::Rgba)
-            .build();
-        match gst_video::convert_sample(&sample, &caps, Some(gst::ClockTime::from_seconds(2))) {
-            Ok(converted) => to_frame(&converted, &video_info(&converted)?),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot convert the player's latest frame to RGBA");
-                None
-            }
-        }
+        rgba(&sample)
     }
 
     /// Stops the delivery thread and waits for it (after the pipeline has stopped).

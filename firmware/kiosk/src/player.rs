@@ -1,6 +1,7 @@
-//! What the watch-together loop needs from a local player: the GStreamer player for direct
-//! URLs ([`portal_media::player`]) and the YouTube IFrame player in a web engine window
-//! ([`crate::webplayer`]) both implement it.
+//! What the watch-together loop ([`crate::watch`]) needs from a local player: the
+//! GStreamer player for direct URLs ([`portal_media::player`]) and the YouTube IFrame
+//! player in a web engine window ([`crate::webplayer`]) both implement it. Its own module,
+//! so that the loop and the players depend on it and not on each other.
 
 use portal_engine::watch::PlayerSample;
 use portal_proto::VideoSource;
