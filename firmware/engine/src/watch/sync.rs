@@ -55,6 +55,10 @@ pub struct SyncTuning {
     /// First guess of the time from a seek to playback running again, in seconds.
     pub initial_seek_latency: f64,
     pub max_seek_latency: f64,
+    /// How far one measurement moves the latency estimate (0..=1): the browser's players
+    /// take half a step; a player that only seeks takes the whole step, as a seek that
+    /// landed off is only mended by the next seek.
+    pub latency_learning: f64,
 }
 
 /// A player with a fine rate that changes without a stall (`<video>`).
@@ -72,6 +76,7 @@ pub const VIDEO_TUNING: SyncTuning = SyncTuning {
     max_settle_seeks: 0,
     initial_seek_latency: 0.05,
     max_seek_latency: 1.5,
+    latency_learning: 0.5,
 };
 
 /// The YouTube IFrame player: a few fixed rates, slower seeks.
@@ -91,7 +96,9 @@ pub const YOUTUBE_TUNING: SyncTuning = SyncTuning {
 /// that stall like a seek (playbin3 in GStreamer 1.22 refuses instant rate changes), so
 /// nudging would fall behind with every step. It is held on the timeline by seeks
 /// alone: after each seek it seeks again, with the latency it has just measured, until
-/// it lands within 15 ms (at most five times, 300 ms apart); once there it runs on the
+/// it lands within 15 ms (at most five times, 300 ms apart; a seek while playing a 720p
+/// file decodes from the last keyframe and can take 150 ms, so each seek learns the
+/// whole latency it saw); once there it runs on the
 /// same clock as the timeline and only a drift past 50 ms calls for another seek.
 pub const NATIVE_TUNING: SyncTuning = SyncTuning {
     seek_threshold: 0.05,
@@ -102,6 +109,7 @@ pub const NATIVE_TUNING: SyncTuning = SyncTuning {
     max_settle_seeks: 5,
     initial_seek_latency: 0.02,
     max_seek_latency: 1.0,
+    latency_learning: 1.0,
     ..VIDEO_TUNING
 };
 
@@ -322,7 +330,8 @@ impl SyncController {
             // drift = (guess - actual latency) * rate: move the guess halfway to the actual.
             if drift.abs() < t.max_seek_latency * base {
                 let actual = self.seek_latency - drift / base;
-                self.seek_latency = (self.seek_latency + 0.5 * (actual - self.seek_latency))
+                self.seek_latency = (self.seek_latency
+                    + t.latency_learning * (actual - self.seek_latency))
                     .clamp(0.0, t.max_seek_latency);
             }
         }
