@@ -291,6 +291,23 @@ pub(crate) async fn run(
         }
     }
     tracing::info!("leaving the room");
+    // Closing takes a moment (the document, the server, the peers, the disk); whoever
+    // asks meanwhile (a status poll) hears "leaving" rather than a dropped answer.
+    let closing = close(s, link_rx);
+    tokio::pin!(closing);
+    loop {
+        tokio::select! {
+            () = &mut closing => break,
+            Some(request) = requests.recv() => {
+                request.refuse(|| serde_json::json!({ "state": "leaving" }));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Leaves the room and closes everything the call opened.
+async fn close(mut s: Session, mut link_rx: mpsc::Receiver<(PeerId, u64, LinkEvent)>) {
     s.engine.leave();
     s.editor.shutdown().await;
     s.flush();
@@ -312,7 +329,6 @@ pub(crate) async fn run(
     s.disk.finish(Duration::from_secs(3)).await;
     let home = s.shared.presence.borrow().home();
     s.shared.publish(home);
-    Ok(())
 }
 
 impl Session {
